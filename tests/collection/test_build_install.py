@@ -1,0 +1,54 @@
+"""The collection builds, installs from its tarball offline, and its modules resolve by FQCN."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers.playbook import REPO
+
+BIN = Path(sys.executable).parent
+MODULES = ("nga4m.platform.prometheus_federation", "nga4m.platform.triton_model_repository")
+
+
+def _run(argv, env=None, cwd=None):
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, check=False)  # noqa: S603
+    assert proc.returncode == 0, f"{argv} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def test_build_and_install_tarball(tmp_path):
+    out = tmp_path / "dist"
+    _run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(out), str(REPO)])
+    tarballs = list(out.glob("nga4m-platform-*.tar.gz"))
+    assert len(tarballs) == 1
+
+    listing = _run(["tar", "tzf", str(tarballs[0])]).stdout.splitlines()
+    assert "plugins/modules/prometheus_federation.py" in listing
+    assert "plugins/modules/triton_model_repository.py" in listing
+    assert not [p for p in listing if p.startswith(("tests/", "molecule/", ".venv/", ".cache/"))], "build_ignore leaks"
+
+    dest = tmp_path / "collections"
+    _run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(dest), str(tarballs[0])])
+    assert (dest / "ansible_collections" / "nga4m" / "platform" / "MANIFEST.json").exists()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(dest)
+    for fqcn in MODULES:
+        doc = _run([str(BIN / "ansible-doc"), fqcn], env=env, cwd=str(tmp_path)).stdout
+        assert fqcn in doc
+        assert "check_mode" in doc
+
+    playbook = tmp_path / "use.yml"
+    playbook.write_text(
+        "---\n- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Render federation from the installed collection\n"
+        "      nga4m.platform.prometheus_federation:\n"
+        "        clusters:\n          - name: sc1\n            url: http://127.0.0.1:9090\n            namespaces: [models]\n"
+        "      register: fed\n"
+        "    - name: Check\n      ansible.builtin.assert:\n        that: fed.scrape_configs | length == 1\n"
+    )
+    env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
+    _run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)], env=env, cwd=str(tmp_path))
