@@ -1,5 +1,5 @@
 # Copyright (c) NGA4M developers
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Shared definitions for nga4m.platform module_utils (no Ansible imports)."""
 
 

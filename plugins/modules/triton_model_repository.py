@@ -1,0 +1,384 @@
+#!/usr/bin/python
+# Copyright (c) NGA4M developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module nga4m.platform.triton_model_repository (thin wrapper of module_utils/triton.py)."""
+
+DOCUMENTATION = r"""
+module: triton_model_repository
+short_description: Publish an ONNX model to a Triton model repository in object storage or a directory
+version_added: 0.1.0
+description:
+  - Publishes an ONNX model in Triton layout, C(<prefix>/<name>/config.pbtxt) and
+    C(<prefix>/<name>/<version>/model.onnx), to an S3 bucket (through the minio SDK) or to a local directory.
+  - C(config.pbtxt) uses platform C(onnxruntime_onnx) (backend C(onnxruntime)). Inputs and outputs not given
+    are read from the ONNX graph (names, data types, dims; a dynamic dimension becomes C(-1); with
+    O(max_batch_size) above 0 the first, batch, dimension is dropped).
+  - The config text is rendered and parsed back with Triton's own C(ModelConfig) protobuf and cross-checked
+    against the ONNX graph before anything is written; a mismatch names the tensor.
+  - Idempotent. The sha256 of the model is stored as object metadata (C(x-amz-meta-sha256)) and compared on the
+    next run without downloading the model; C(config.pbtxt) is compared by content. The model object is written
+    before C(config.pbtxt), so no reader sees a config whose model is missing.
+  - O(state=absent) removes one version, and the whole model directory (config included, config first) when no
+    version is left.
+author:
+  - NGA4M developers (@nga4m)
+extends_documentation_fragment:
+  - nga4m.platform.object_storage
+attributes:
+  check_mode:
+    support: full
+    description: Computes the same C(changed) and plan without writing anything (a missing bucket is not created).
+  diff_mode:
+    support: full
+    description: Shows C(config.pbtxt) before and after.
+options:
+  name:
+    description:
+      - Model name, also the model directory name and the C(name) in C(config.pbtxt).
+      - Letters, digits, C(_), C(-) and C(.) (not first); no C(/).
+    type: str
+    required: true
+  version:
+    description:
+      - Model version, a positive integer (the version directory).
+    type: int
+    default: 1
+  model_file:
+    description:
+      - Path of the ONNX model on the controller. Required with O(state=present).
+    type: path
+  state:
+    description:
+      - V(present) publishes the model version; V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  prefix:
+    description:
+      - Repository root inside the bucket or O(local_path) (for example V(models/triton)). No C(..) segments.
+    type: str
+    default: ""
+  local_path:
+    description:
+      - Publish to this local directory (created when missing) instead of S3. Mutually exclusive with O(bucket) and O(endpoint).
+    type: path
+  max_batch_size:
+    description:
+      - Triton C(max_batch_size). V(0) disables batching (dims then include the first dimension).
+      - Above V(0), every tensor's first ONNX dimension must be dynamic; it is the batch dimension and is left out of dims.
+    type: int
+    default: 0
+  inputs:
+    description:
+      - Model inputs. When omitted, all graph inputs are used. Omitted O(inputs[].data_type) and O(inputs[].dims) are read from the graph.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Tensor name in the ONNX graph.
+        type: str
+        required: true
+      data_type:
+        description: Triton data type such as V(TYPE_FP32), V(TYPE_INT64).
+        type: str
+      dims:
+        description: Dimensions without the batch dimension; V(-1) for a dynamic one.
+        type: list
+        elements: int
+      optional:
+        description: Mark the input optional.
+        type: bool
+        default: false
+  outputs:
+    description:
+      - Model outputs. When omitted, all graph outputs are used. Omitted fields are read from the graph.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Tensor name in the ONNX graph.
+        type: str
+        required: true
+      data_type:
+        description: Triton data type such as V(TYPE_FP32).
+        type: str
+      dims:
+        description: Dimensions without the batch dimension; V(-1) for a dynamic one.
+        type: list
+        elements: int
+  instance_group:
+    description:
+      - Triton C(instance_group) entries. Triton's default applies when omitted.
+    type: list
+    elements: dict
+    suboptions:
+      count:
+        description: Number of model instances.
+        type: int
+        default: 1
+      kind:
+        description: Where instances run.
+        type: str
+        choices: [KIND_AUTO, KIND_CPU, KIND_GPU]
+        default: KIND_CPU
+      gpus:
+        description: GPU ids, with O(instance_group[].kind=KIND_GPU).
+        type: list
+        elements: int
+  dynamic_batching:
+    description:
+      - Enable Triton dynamic batching (needs O(max_batch_size) above 0).
+    type: dict
+    suboptions:
+      preferred_batch_size:
+        description: Preferred batch sizes, each at most O(max_batch_size).
+        type: list
+        elements: int
+      max_queue_delay_microseconds:
+        description: How long a request may wait to be batched.
+        type: int
+  version_policy:
+    description:
+      - Which versions Triton serves. One of O(version_policy.latest), O(version_policy.all), O(version_policy.specific). Triton's default is the latest one.
+    type: dict
+    suboptions:
+      latest:
+        description: Serve the latest N versions.
+        type: int
+      all:
+        description: Serve all versions.
+        type: bool
+      specific:
+        description: Serve these versions.
+        type: list
+        elements: int
+requirements:
+  - onnx
+  - tritonclient[grpc] (Triton's C(model_config_pb2)) and protobuf
+notes:
+  - KServe reads the repository root given by RV(storage_uri) (C(storageUri) of a Triton InferenceService).
+  - Tensors kept in external data files are not supported; save the model as one file.
+seealso:
+  - name: Triton model configuration
+    description: The C(config.pbtxt) schema.
+    link: https://docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/user_guide/model_configuration.html
+"""
+
+EXAMPLES = r"""
+- name: Publish the iris model (version 1) to MinIO, reading tensors from the graph
+  nga4m.platform.triton_model_repository:
+    name: iris
+    version: 1
+    model_file: /tmp/iris/model.onnx
+    endpoint: minio.minio.svc:9000
+    secure: false
+    access_key: "{{ lookup('ansible.builtin.env', 'AWS_ACCESS_KEY_ID') }}"
+    secret_key: "{{ lookup('ansible.builtin.env', 'AWS_SECRET_ACCESS_KEY') }}"
+    bucket: models
+    create_bucket: true
+    prefix: triton
+    max_batch_size: 8
+    dynamic_batching:
+      preferred_batch_size: [4, 8]
+      max_queue_delay_microseconds: 100
+    instance_group:
+      - count: 2
+        kind: KIND_CPU
+  register: iris_repo
+
+- name: Use the repository root as the InferenceService storageUri
+  ansible.builtin.debug:
+    msg: "storageUri: {{ iris_repo.storage_uri }}"
+
+- name: Publish to a local directory with explicit tensors
+  nga4m.platform.triton_model_repository:
+    name: iris
+    version: 2
+    model_file: /tmp/iris/model.onnx
+    local_path: /srv/triton-models
+    max_batch_size: 0
+    inputs:
+      - name: input
+        data_type: TYPE_FP32
+        dims: [-1, 4]
+    version_policy:
+      latest: 2
+
+- name: Remove version 1 (and the model directory when no version is left)
+  nga4m.platform.triton_model_repository:
+    name: iris
+    version: 1
+    state: absent
+    endpoint: https://s3.example.com
+    access_key: "{{ s3_access_key }}"
+    secret_key: "{{ s3_secret_key }}"
+    bucket: models
+    prefix: triton
+"""
+
+RETURN = r"""
+storage_uri:
+  description: Repository root for a KServe InferenceService (C(s3://bucket/prefix)), or the local directory path.
+  returned: always
+  type: str
+  sample: s3://models/triton
+model_path:
+  description: The model directory, as an object key prefix (S3) or a filesystem path (local).
+  returned: always
+  type: str
+  sample: triton/iris
+version:
+  description: The model version.
+  returned: always
+  type: int
+  sample: 1
+config:
+  description: The rendered C(config.pbtxt) text (empty with O(state=absent)).
+  returned: always
+  type: str
+  sample: |
+    name: "iris"
+    platform: "onnxruntime_onnx"
+    max_batch_size: 8
+config_dict:
+  description: The config as a dict with Triton's proto field names.
+  returned: always
+  type: dict
+  sample: {"name": "iris", "platform": "onnxruntime_onnx", "backend": "onnxruntime", "max_batch_size": 8,
+           "input": [{"name": "input", "data_type": "TYPE_FP32", "dims": [4]}]}
+uploaded:
+  description: Keys written by this run (model first, config last); empty when nothing changed and in check mode.
+  returned: always
+  type: list
+  elements: str
+  sample: [triton/iris/1/model.onnx, triton/iris/config.pbtxt]
+deleted:
+  description: Keys removed by this run (O(state=absent)).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+sha256:
+  description: sha256 of the model file (null with O(state=absent)).
+  returned: always
+  type: str
+  sample: 9f2c0b6e5f0c4f6f8f1f5d9c3e0c2b1a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a
+plan:
+  description: What the run does (or would do in check mode), one entry per action with C(action), C(key) and C(reason).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"action": "upload", "key": "triton/iris/1/model.onnx", "reason": "missing"}]
+"""
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
+from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import (
+    HAS_MINIO,
+    MINIO_IMPORT_ERROR,
+    OBJECT_STORAGE_ARGSPEC,
+    open_store,
+)
+from ansible_collections.nga4m.platform.plugins.module_utils.triton import (
+    HAS_MODEL_CONFIG,
+    HAS_ONNX,
+    INSTANCE_KINDS,
+    MODEL_CONFIG_IMPORT_ERROR,
+    ONNX_IMPORT_ERROR,
+    publish,
+)
+
+_TENSOR = {
+    "name": {"type": "str", "required": True},
+    "data_type": {"type": "str"},
+    "dims": {"type": "list", "elements": "int"},
+}
+
+
+def argument_spec():
+    spec = copy.deepcopy(OBJECT_STORAGE_ARGSPEC)
+    spec.update(
+        name={"type": "str", "required": True},
+        version={"type": "int", "default": 1},
+        model_file={"type": "path"},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        prefix={"type": "str", "default": ""},
+        local_path={"type": "path"},
+        max_batch_size={"type": "int", "default": 0},
+        inputs={"type": "list", "elements": "dict", "options": dict(copy.deepcopy(_TENSOR), optional={"type": "bool", "default": False})},
+        outputs={"type": "list", "elements": "dict", "options": copy.deepcopy(_TENSOR)},
+        instance_group={
+            "type": "list",
+            "elements": "dict",
+            "options": {
+                "count": {"type": "int", "default": 1},
+                "kind": {"type": "str", "choices": list(INSTANCE_KINDS), "default": "KIND_CPU"},
+                "gpus": {"type": "list", "elements": "int"},
+            },
+        },
+        dynamic_batching={
+            "type": "dict",
+            "options": {
+                "preferred_batch_size": {"type": "list", "elements": "int"},
+                "max_queue_delay_microseconds": {"type": "int"},
+            },
+        },
+        version_policy={
+            "type": "dict",
+            "options": {
+                "latest": {"type": "int"},
+                "all": {"type": "bool"},
+                "specific": {"type": "list", "elements": "int"},
+            },
+            "mutually_exclusive": [["latest", "all", "specific"]],
+        },
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=[["local_path", "bucket"], ["local_path", "endpoint"]],
+        required_one_of=[["local_path", "bucket"]],
+        required_if=[["state", "present", ["model_file"]]],
+    )
+    params = module.params
+    if params["state"] == "present":
+        if not HAS_ONNX:
+            module.fail_json(msg=missing_required_lib("onnx"), exception=str(ONNX_IMPORT_ERROR))
+        if not HAS_MODEL_CONFIG:
+            module.fail_json(msg=missing_required_lib("tritonclient[grpc]"), exception=str(MODEL_CONFIG_IMPORT_ERROR))
+    if not params["local_path"] and not HAS_MINIO:
+        module.fail_json(msg=missing_required_lib("minio"), exception=str(MINIO_IMPORT_ERROR))
+
+    config_options = {
+        key: params[key] for key in ("max_batch_size", "inputs", "outputs", "instance_group", "dynamic_batching", "version_policy")
+    }
+    try:
+        store = open_store(local_path=params["local_path"], **{key: params[key] for key in OBJECT_STORAGE_ARGSPEC})
+        result = publish(
+            store,
+            params["prefix"],
+            params["name"],
+            params["version"],
+            model_path=params["model_file"],
+            config_options=config_options,
+            check_mode=module.check_mode,
+            state=params["state"],
+            create_bucket=params["create_bucket"] if not params["local_path"] else None,
+        )
+    except NGA4MError as exc:
+        module.fail_json(msg=str(exc))
+    diff = result.pop("diff")
+    if module._diff:  # pylint: disable=protected-access
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

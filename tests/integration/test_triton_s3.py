@@ -1,0 +1,160 @@
+"""triton_model_repository against a real S3 server (moto_server on loopback) through ansible-playbook."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ansible_collections.nga4m.platform.plugins.module_utils import triton
+from tests.helpers import onnx_models
+from tests.helpers.playbook import run_playbook
+from tests.helpers.s3 import FaultProxy, MotoS3, drop_put_of
+
+PLAYBOOK = Path(__file__).parent / "playbooks" / "triton_publish.yml"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = MotoS3(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory):
+    return onnx_models.iris_classifier(tmp_path_factory.mktemp("models") / "iris.onnx")
+
+
+def _publish(s3, bucket, model, check=False, diff=False, endpoint=None, **args):
+    tmr = {
+        "name": "iris",
+        "version": 1,
+        "model_file": str(model),
+        "prefix": "triton",
+        "max_batch_size": 8,
+        "dynamic_batching": {"preferred_batch_size": [4, 8], "max_queue_delay_microseconds": 100},
+        "instance_group": [{"count": 1, "kind": "KIND_CPU"}],
+        **s3.options(bucket, endpoint=endpoint),
+        "create_bucket": True,
+    }
+    tmr.update(args)
+    run = run_playbook(PLAYBOOK, extra_vars={"tmr": tmr}, check=check, diff=diff)
+    return run, run.result("Publish model")
+
+
+def _ok(run, res):
+    assert run.rc == 0, f"{res}\n{run.stderr[-3000:]}"
+    return res
+
+
+def _objects(s3, bucket):
+    client = s3.client()
+    return {o.object_name: (o.etag, o.last_modified) for o in client.list_objects(bucket, recursive=True)}
+
+
+def test_publish_layout_idempotence_and_inference(s3, iris):
+    bucket = "it-publish"
+    res = _ok(*_publish(s3, bucket, iris, diff=True))
+    assert res["changed"] is True
+    assert res["uploaded"] == ["triton/iris/1/model.onnx", "triton/iris/config.pbtxt"]
+    assert res["storage_uri"] == "s3://it-publish/triton"
+    assert res["model_path"] == "triton/iris"
+    assert res["version"] == 1
+    assert res["sha256"] == triton.read_onnx(str(iris)).sha256
+    assert res["diff"]["before"] == "" and res["diff"]["after"] == res["config"]
+    assert res["config_dict"]["max_batch_size"] == 8
+
+    objects = _objects(s3, bucket)
+    assert sorted(objects) == ["triton/iris/1/model.onnx", "triton/iris/config.pbtxt"]
+    client = s3.client()
+    stat = client.stat_object(bucket, "triton/iris/1/model.onnx")
+    assert stat.metadata["x-amz-meta-sha256"] == res["sha256"]
+
+    # config.pbtxt parses with Triton's ModelConfig and matches the ONNX graph
+    text = client.get_object(bucket, "triton/iris/config.pbtxt").read().decode()
+    assert text == res["config"]
+    message = triton.parse_config(text)
+    assert message.name == "iris" and message.platform == "onnxruntime_onnx" and message.max_batch_size == 8
+    assert [(i.name, list(i.dims)) for i in message.input] == [("input", [4])]
+    assert [(o.name, list(o.dims)) for o in message.output] == [("probabilities", [3]), ("label", [1])]
+    assert list(message.dynamic_batching.preferred_batch_size) == [4, 8]
+    triton.check_config(message, triton.read_onnx(str(iris)), "iris")
+
+    # the stored model runs and classifies the three iris samples
+    import onnxruntime as ort  # noqa: PLC0415
+
+    blob = client.get_object(bucket, "triton/iris/1/model.onnx").read()
+    probs, labels = ort.InferenceSession(blob, providers=["CPUExecutionProvider"]).run(None, {"input": onnx_models.IRIS_SAMPLES})
+    assert labels.ravel().tolist() == [0, 1, 2]
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+    # second run: nothing changes, nothing uploaded, objects untouched
+    again = _ok(*_publish(s3, bucket, iris, diff=True))
+    assert again["changed"] is False and again["uploaded"] == [] and again["plan"] == []
+    assert _objects(s3, bucket) == objects
+
+
+def test_check_mode_new_version_writes_nothing(s3, iris):
+    bucket = "it-check"
+    _ok(*_publish(s3, bucket, iris))
+    before = _objects(s3, bucket)
+    res = _ok(*_publish(s3, bucket, iris, check=True, diff=True, version=2, max_batch_size=4, dynamic_batching=None))
+    assert res["changed"] is True and res["uploaded"] == []
+    assert [(p["action"], p["key"]) for p in res["plan"]] == [("upload", "triton/iris/2/model.onnx"), ("upload", "triton/iris/config.pbtxt")]
+    assert "max_batch_size: 8" in res["diff"]["before"] and "max_batch_size: 4" in res["diff"]["after"]
+    assert _objects(s3, bucket) == before
+
+    # check mode against a bucket that does not exist yet: reported, not created
+    res = _ok(*_publish(s3, "it-check-new", iris, check=True))
+    assert res["changed"] is True and res["plan"][0]["action"] == "create"
+    assert not s3.client().bucket_exists("it-check-new")
+
+
+def test_absent_removes_version_then_model_dir(s3, iris):
+    bucket = "it-absent"
+    _ok(*_publish(s3, bucket, iris, version=1))
+    _ok(*_publish(s3, bucket, iris, version=2))
+    assert sorted(_objects(s3, bucket)) == ["triton/iris/1/model.onnx", "triton/iris/2/model.onnx", "triton/iris/config.pbtxt"]
+
+    res = _ok(*_publish(s3, bucket, iris, version=1, state="absent", check=True))
+    assert res["changed"] is True and len(_objects(s3, bucket)) == 3
+
+    res = _ok(*_publish(s3, bucket, iris, version=1, state="absent"))
+    assert res["changed"] is True and res["deleted"] == ["triton/iris/1/model.onnx"]
+    assert sorted(_objects(s3, bucket)) == ["triton/iris/2/model.onnx", "triton/iris/config.pbtxt"]
+
+    res = _ok(*_publish(s3, bucket, iris, version=2, state="absent", diff=True))
+    assert res["deleted"] == ["triton/iris/config.pbtxt", "triton/iris/2/model.onnx"]
+    assert res["diff"]["after"] == "" and "name: \"iris\"" in res["diff"]["before"]
+    assert _objects(s3, bucket) == {}
+
+    res = _ok(*_publish(s3, bucket, iris, version=2, state="absent"))
+    assert res["changed"] is False
+
+
+def test_mid_publish_failure_never_leaves_config_without_model(s3, iris):
+    bucket = "it-failure"
+    s3.client().make_bucket(bucket)
+    with FaultProxy(s3.url, fail_when=drop_put_of("/config.pbtxt")) as proxy:
+        run, res = _publish(s3, bucket, iris, endpoint=proxy.endpoint)
+        assert run.rc != 0 and res.get("failed") is True
+        msg = res["msg"]
+        assert "cannot reach S3 endpoint" in msg and "config.pbtxt" in msg
+        assert "Written before the failure: triton/iris/1/model.onnx" in msg
+        # fail_json, not a crash (ansible-core 2.19 adds exception="(traceback unavailable)" to fail_json)
+        assert "Traceback" not in res.get("exception", "") and "Traceback" not in msg and "module_stderr" not in res
+        assert proxy.dropped and all(p.endswith("/config.pbtxt") for _m, p in proxy.dropped)
+        # the model arrived, no config points at anything
+        assert sorted(_objects(s3, bucket)) == ["triton/iris/1/model.onnx"]
+
+        proxy.fail_when = lambda method, path: False  # the "server" is back
+        res = _ok(*_publish(s3, bucket, iris, endpoint=proxy.endpoint))
+        assert res["changed"] is True and res["uploaded"] == ["triton/iris/config.pbtxt"]
+        res = _ok(*_publish(s3, bucket, iris, endpoint=proxy.endpoint))
+        assert res["changed"] is False and res["uploaded"] == []
+    assert sorted(_objects(s3, bucket)) == ["triton/iris/1/model.onnx", "triton/iris/config.pbtxt"]
+    text = s3.client().get_object(bucket, "triton/iris/config.pbtxt").read()
+    triton.check_config(io.BytesIO(text).read(), triton.read_onnx(str(iris)), "iris")
