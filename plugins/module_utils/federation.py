@@ -1,0 +1,588 @@
+# Copyright (c) NGA4M developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Render Prometheus federation scrape configs for secondary clusters (SCs).
+
+Pure Python (stdlib + PyYAML), no Ansible imports: the
+``nga4m.platform.prometheus_federation`` module is a thin wrapper and unit tests
+call these functions directly.
+
+Every problem found in the input is collected and raised together as one
+:class:`NGA4MError` whose message names the cluster and the field and says how
+to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from urllib.parse import urlsplit
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    yaml = None
+    _Dumper = None
+else:
+
+    # libyaml's emitter is ~10x faster than the pure-Python one (1,000 SCs: ~0.2 s instead of ~2 s).
+    class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # pylint: disable=too-many-ancestors
+        """SafeDumper writing multi-line strings as literal blocks (readable Secret stringData)."""
+
+    def _str_presenter(dumper, data):
+        style = "|" if "\n" in data else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+    _Dumper.add_representer(str, _str_presenter)
+
+from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
+
+FORMATS = ("helm_values", "scrape_configs", "prometheus_config")
+SCHEMES = ("http", "https")
+DEFAULT_JOB_PREFIX = "federate"
+DEFAULT_CLUSTER_LABEL = "cluster"
+DEFAULT_NAMESPACE_LABEL = "namespace"
+DEFAULT_SCRAPE_INTERVAL = "30s"
+DEFAULT_SCRAPE_TIMEOUT = "10s"
+DEFAULT_SECRET_NAME = "additional-scrape-configs"
+DEFAULT_SECRET_NAMESPACE = "monitoring"
+DEFAULT_SECRET_KEY = "additional-scrape-configs.yaml"
+HEADER = "# Rendered by nga4m.platform.prometheus_federation: edit the inventory, not this file.\n"
+
+CLUSTER_KEYS = frozenset(
+    (
+        "name", "url", "scheme", "namespaces", "match", "scrape_interval", "scrape_timeout", "labels",
+        "ca_file", "cert_file", "key_file", "insecure_skip_verify", "server_name",
+        "username", "password", "password_file", "bearer_token", "credentials_file",
+    )
+)
+SECRET_FIELDS = ("password", "bearer_token")
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_JOB_PREFIX = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
+# Prometheus duration syntax (github.com/prometheus/common/model.ParseDuration).
+_DURATION = re.compile(
+    r"^(?:(?P<y>[0-9]+)y)?(?:(?P<w>[0-9]+)w)?(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?"
+    r"(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?(?:(?P<ms>[0-9]+)ms)?$"
+)
+_UNIT_MS = {"y": 365 * 86400000, "w": 7 * 86400000, "d": 86400000, "h": 3600000, "m": 60000, "s": 1000, "ms": 1}
+_MATCHER = re.compile(
+    r"""\s*(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*"""
+    r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`]*`)\s*"""
+)
+_RE2_ESCAPES = str.maketrans({ch: "\\" + ch for ch in "\\.+*?()|[]{}^$"})
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+def parse_duration(value, field="duration"):
+    """Return a Prometheus duration (``30s``, ``1m30s``, ``1h``) in milliseconds.
+
+    Rejects unit-less numbers, unknown syntax and zero, with a message naming ``field``.
+    """
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise NGA4MError(f"{field}: {value!r} is not a duration string; write it with a unit, e.g. '30s', '1m30s' or '1h'")
+    text = value.strip()
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+        raise NGA4MError(f"{field}: {value!r} has no unit; Prometheus needs one, e.g. '{text}s' for seconds")
+    match = _DURATION.match(text) if text else None
+    if match is None or not any(match.groupdict().values()):
+        raise NGA4MError(
+            f"{field}: {value!r} is not a Prometheus duration; use digits followed by units in the order "
+            "y, w, d, h, m, s, ms, e.g. '30s', '1m30s', '1h'"
+        )
+    total = sum(int(num) * _UNIT_MS[unit] for unit, num in match.groupdict().items() if num)
+    if total == 0:
+        raise NGA4MError(f"{field}: {value!r} is zero; give a positive duration such as '30s'")
+    return total
+
+
+def check_label_name(name, field="label name"):
+    """Check a Prometheus label name (``[a-zA-Z_][a-zA-Z0-9_]*``, no reserved ``__`` prefix)."""
+    if not isinstance(name, str) or not _LABEL_NAME.match(name):
+        raise NGA4MError(
+            f"{field}: {name!r} is not a valid Prometheus label name; use letters, digits and '_' "
+            "and start with a letter or '_', e.g. 'cluster'"
+        )
+    if name.startswith("__"):
+        raise NGA4MError(f"{field}: {name!r} starts with '__', which Prometheus reserves for internal labels; drop the leading underscores")
+    return name
+
+
+def check_label_value(value, field="label value"):
+    """Check a label value: a non-empty string without line breaks."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise NGA4MError(f"{field}: {value!r} is a {type(value).__name__}, not a string; quote it in YAML, e.g. \"{value}\"")
+    if not value.strip():
+        raise NGA4MError(f"{field}: the value is empty; an empty label value removes the label in Prometheus, give a non-empty string")
+    if value != value.strip() or any(ch in value for ch in "\r\n\t"):
+        raise NGA4MError(f"{field}: {value!r} has leading/trailing whitespace or a line break; remove it")
+    return value
+
+
+def check_namespace(name, field="namespace"):
+    """Check a Kubernetes namespace name (DNS-1123 label)."""
+    if not isinstance(name, str) or len(name) > 63 or not _DNS1123_LABEL.match(name):
+        raise NGA4MError(
+            f"{field}: {name!r} is not a Kubernetes namespace name (DNS-1123 label: at most 63 lower-case "
+            "letters, digits and '-', starting and ending with a letter or digit)"
+        )
+    return name
+
+
+def _promql_string(text):
+    """Quote ``text`` as a PromQL double-quoted string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _re2_escape(text):
+    return text.translate(_RE2_ESCAPES)
+
+
+def namespace_selector(namespaces, label=DEFAULT_NAMESPACE_LABEL):
+    """Return ``{<label>=~"ns1|ns2"}`` for sorted, de-duplicated ``namespaces``.
+
+    Prometheus anchors regex matchers, so ``models`` never matches ``models-dev``;
+    regex metacharacters in names are escaped.
+    """
+    names = sorted(set(namespaces))
+    if not names:
+        raise NGA4MError("namespace_selector: no namespaces given")
+    regex = "|".join(_re2_escape(name) for name in names)
+    return "{" + label + "=~" + _promql_string(regex) + "}"
+
+
+def _matches_empty(op, value):
+    """Whether a matcher also selects series that lack the label (i.e. matches '')."""
+    if op == "=":
+        return value == ""
+    if op == "!=":
+        return value != ""
+    try:
+        hit = re.fullmatch(value, "") is not None
+    except re.error:
+        return False
+    return hit if op == "=~" else not hit
+
+
+def _unquote(raw):
+    if raw[0] == "`":
+        return raw[1:-1]
+    return re.sub(r"\\(.)", r"\1", raw[1:-1])
+
+
+def check_series_selector(selector, field="match"):
+    """Light syntax check of a PromQL series selector: ``metric``, ``{l="v",...}`` or ``metric{...}``.
+
+    Returns the selector stripped of surrounding whitespace.
+    """
+    if not isinstance(selector, str) or not selector.strip():
+        raise NGA4MError(f"{field}: {selector!r} is not a series selector; write e.g. 'up' or '{{job=\"kserve\"}}'")
+    text = selector.strip()
+    name = _METRIC_NAME.match(text)
+    pos = name.end() if name else 0
+    matchers = []
+    if pos < len(text):
+        rest = text[pos:].strip() if pos else text
+        if not (rest.startswith("{") and rest.endswith("}")):
+            raise NGA4MError(
+                f"{field}: {selector!r} is not a PromQL series selector; federation accepts only a metric name "
+                "and/or label matchers in braces, e.g. 'up' or 'nv_inference_count{namespace=\"models\"}' "
+                "(no functions, ranges or offsets)"
+            )
+        body = rest[1:-1].strip()
+        while body:
+            matcher = _MATCHER.match(body)
+            if matcher is None:
+                raise NGA4MError(
+                    f"{field}: {selector!r} has a malformed label matcher near {body[:30]!r}; write matchers as "
+                    "label=\"value\", label!=\"value\", label=~\"regex\" or label!~\"regex\", separated by commas"
+                )
+            matchers.append((matcher.group("label"), matcher.group("op"), _unquote(matcher.group("value"))))
+            body = body[matcher.end():]
+            if body.startswith(","):
+                body = body[1:].lstrip()
+            elif body:
+                raise NGA4MError(f"{field}: {selector!r}: expected ',' or '}}' before {body[:30]!r}")
+    has_name = bool(name) or any(label == "__name__" and op == "=" for label, op, dummy in matchers)
+    if not has_name and all(_matches_empty(op, value) for dummy, op, value in matchers):
+        raise NGA4MError(
+            f"{field}: {selector!r} would match every series; Prometheus needs a metric name or at least one "
+            "matcher that does not match the empty string, e.g. '{namespace=~\"models\"}'"
+        )
+    return text
+
+
+def parse_prometheus_url(url, scheme=None, field="url"):
+    """Split a Prometheus base URL into ``(scheme, 'host:port', metrics_path)``.
+
+    ``https://prom.sc1.example/prometheus`` gives
+    ``('https', 'prom.sc1.example:443', '/prometheus/federate')``; ``scheme``
+    (``http``/``https``) overrides the URL's scheme.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise NGA4MError(f"{field}: the Prometheus URL is empty; give e.g. 'https://prometheus.sc1.example.com'")
+    if url != url.strip() or any(ch.isspace() for ch in url):
+        raise NGA4MError(f"{field}: {url!r} contains whitespace; remove it")
+    if "://" not in url:
+        raise NGA4MError(f"{field}: {url!r} has no scheme; write it as 'http://{url}' or 'https://{url}'")
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise NGA4MError(f"{field}: scheme {parts.scheme!r} in {url!r} is not supported; use http:// or https://")
+    if not parts.hostname:
+        raise NGA4MError(f"{field}: {url!r} has no host; write it as '{parts.scheme}://<host>[:port][/path]'")
+    if parts.username is not None or parts.password is not None:
+        raise NGA4MError(f"{field}: credentials in the URL are not supported; remove them and use username/password_file or credentials_file")
+    if parts.query or parts.fragment:
+        raise NGA4MError(f"{field}: {url!r} has a query string or fragment; give only scheme, host, port and path prefix")
+    if scheme is not None and scheme not in SCHEMES:
+        raise NGA4MError(f"scheme: {scheme!r} is not supported; use 'http' or 'https'")
+    try:
+        port = parts.port
+    except ValueError:
+        raise NGA4MError(f"{field}: the port in {url!r} is not a number between 1 and 65535") from None
+    effective = scheme or parts.scheme
+    if port is None:
+        port = 443 if effective == "https" else 80
+    elif port == 0:
+        raise NGA4MError(f"{field}: port 0 in {url!r} is not a usable port")
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    path = parts.path.rstrip("/")
+    if not path.endswith("/federate"):
+        path += "/federate"
+    return effective, f"{host}:{port}", path
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _as_list(value, field):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise NGA4MError(f"{field}: expected a list of strings, got {type(value).__name__}")
+
+
+class _Problems:
+    def __init__(self):
+        self.items = []
+
+    def check(self, func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except NGA4MError as err:
+            self.items.append(str(err))
+            return None
+
+    def add(self, msg):
+        self.items.append(msg)
+
+    def raise_if_any(self):
+        if len(self.items) == 1:
+            raise NGA4MError(self.items[0])
+        if self.items:
+            raise NGA4MError(f"{len(self.items)} problems: " + "; ".join(f"({i}) {m}" for i, m in enumerate(self.items, 1)))
+
+
+def _given(value):
+    return value is not None and value != ""
+
+
+def _render_one(cluster, index, settings, problems):
+    """Render one scrape config (or record problems and return None)."""
+    if not isinstance(cluster, dict):
+        problems.add(f"clusters[{index}]: expected a mapping with at least 'name' and 'url', got {type(cluster).__name__}")
+        return None
+    name = cluster.get("name")
+    where = f"cluster {name!r}" if isinstance(name, str) and name.strip() else f"clusters[{index}]"
+    before = len(problems.items)
+    unknown = sorted(set(cluster) - CLUSTER_KEYS)
+    if unknown:
+        problems.add(f"{where}: unknown option(s) {', '.join(unknown)}; supported: {', '.join(sorted(CLUSTER_KEYS))}")
+    problems.check(check_label_value, name, f"{where}: name (the {settings['cluster_label']} label value)")
+
+    url = cluster.get("url")
+    if url is None:
+        problems.add(f"{where}: url is missing; give the SC Prometheus base URL, e.g. 'https://prometheus.sc1.example.com'")
+        target = None
+    else:
+        target = problems.check(parse_prometheus_url, url, cluster.get("scheme"), f"{where}: url")
+
+    # Durations: per-cluster values override the global ones.
+    interval = cluster.get("scrape_interval") or settings["scrape_interval"]
+    timeout = cluster.get("scrape_timeout") or settings["scrape_timeout"]
+    src_i = "scrape_interval" if cluster.get("scrape_interval") else "scrape_interval (global)"
+    interval_ms = problems.check(parse_duration, interval, f"{where}: {src_i}")
+    if timeout is None:
+        timeout = interval if interval_ms is not None and interval_ms < 10000 else DEFAULT_SCRAPE_TIMEOUT
+    else:
+        src_t = "scrape_timeout" if cluster.get("scrape_timeout") else "scrape_timeout (global)"
+        timeout_ms = problems.check(parse_duration, timeout, f"{where}: {src_t}")
+        if interval_ms and timeout_ms and timeout_ms > interval_ms:
+            problems.add(
+                f"{where}: scrape_timeout {timeout} is longer than scrape_interval {interval}; "
+                "Prometheus refuses that, lower scrape_timeout or raise scrape_interval"
+            )
+
+    # Selectors: namespaces and raw match[] selectors, each overriding its global default.
+    selectors = []
+    namespaces = cluster.get("namespaces")
+    namespaces = settings["namespaces"] if namespaces is None else problems.check(_as_list, namespaces, f"{where}: namespaces")
+    valid_ns = []
+    for i, namespace in enumerate(namespaces or []):
+        if problems.check(check_namespace, namespace, f"{where}: namespaces[{i}]") is not None:
+            valid_ns.append(namespace)
+    if valid_ns:
+        selectors.append(namespace_selector(valid_ns, settings["namespace_label"]))
+    matches = cluster.get("match")
+    matches = settings["match"] if matches is None else problems.check(_as_list, matches, f"{where}: match")
+    for i, selector in enumerate(matches or []):
+        checked = problems.check(check_series_selector, selector, f"{where}: match[{i}]")
+        if checked is not None and checked not in selectors:
+            selectors.append(checked)
+    if not namespaces and not matches:
+        problems.add(
+            f"{where}: no selector to federate; set namespaces (e.g. ['models']) or match "
+            "(e.g. ['{job=\"kserve\"}']) on the cluster or globally; federating everything is not allowed"
+        )
+
+    # Extra target labels.
+    labels = {}
+    extra = cluster.get("labels") or {}
+    if not isinstance(extra, dict):
+        problems.add(f"{where}: labels must be a mapping of label name to string value")
+        extra = {}
+    for key in sorted(extra, key=str):
+        if problems.check(check_label_name, key, f"{where}: labels key") is None:
+            continue
+        if key == settings["cluster_label"]:
+            problems.add(f"{where}: labels must not set {key!r}; that label is the cluster name, change 'name' instead")
+            continue
+        if problems.check(check_label_value, extra[key], f"{where}: labels.{key}") is not None:
+            labels[key] = extra[key]
+
+    tls = _render_tls(cluster, where, target[0] if target else None, problems)
+    auth = _render_auth(cluster, where, problems)
+
+    if len(problems.items) > before:
+        return None
+    scheme, address, metrics_path = target
+    job = {
+        "job_name": f"{settings['job_prefix']}-{name}",
+        "honor_labels": True,
+        "metrics_path": metrics_path,
+        "scheme": scheme,
+        "scrape_interval": interval,
+        "scrape_timeout": timeout,
+        "params": {"match[]": selectors},
+        "static_configs": [{"targets": [address], "labels": {settings["cluster_label"]: name, **labels}}],
+    }
+    if tls:
+        job["tls_config"] = tls
+    job.update(auth)
+    return job
+
+
+def _render_tls(cluster, where, scheme, problems):
+    tls = {}
+    for key in ("ca_file", "cert_file", "key_file", "server_name"):
+        value = cluster.get(key)
+        if _given(value):
+            if not isinstance(value, str):
+                problems.add(f"{where}: {key} must be a string (a path inside the Prometheus pod)")
+                continue
+            tls[key] = value
+    insecure = cluster.get("insecure_skip_verify")
+    if insecure is not None:
+        if not isinstance(insecure, bool):
+            problems.add(f"{where}: insecure_skip_verify must be true or false, got {insecure!r}")
+        elif insecure:
+            tls["insecure_skip_verify"] = True
+    if ("cert_file" in tls) != ("key_file" in tls):
+        problems.add(f"{where}: cert_file and key_file go together for client certificates; set both or neither")
+    if tls and scheme == "http":
+        problems.add(f"{where}: TLS options ({', '.join(sorted(tls))}) are set but the scheme is http; use an https:// URL or remove them")
+    return tls
+
+
+def _render_auth(cluster, where, problems):
+    username = cluster.get("username")
+    password = cluster.get("password")
+    password_file = cluster.get("password_file")
+    token = cluster.get("bearer_token")
+    credentials_file = cluster.get("credentials_file")
+    basic = any(_given(v) for v in (username, password, password_file))
+    bearer = any(_given(v) for v in (token, credentials_file))
+    for key in ("username", "password", "password_file", "bearer_token", "credentials_file"):
+        if _given(cluster.get(key)) and not isinstance(cluster.get(key), str):
+            problems.add(f"{where}: {key} must be a string")
+            return {}
+    if basic and bearer:
+        problems.add(
+            f"{where}: both basic auth (username/password) and a bearer token are set; Prometheus accepts one "
+            "authentication method per job, keep either username+password_file or credentials_file"
+        )
+        return {}
+    if basic:
+        if not _given(username):
+            problems.add(f"{where}: password/password_file is set without username; add username")
+            return {}
+        if _given(password) and _given(password_file):
+            problems.add(f"{where}: password and password_file are both set; keep one (password_file is preferred)")
+            return {}
+        if not _given(password) and not _given(password_file):
+            problems.add(f"{where}: username {username!r} has no password; set password_file (preferred) or password")
+            return {}
+        auth = {"username": username}
+        auth.update({"password_file": password_file} if _given(password_file) else {"password": password})
+        return {"basic_auth": auth}
+    if bearer:
+        if _given(token) and _given(credentials_file):
+            problems.add(f"{where}: bearer_token and credentials_file are both set; keep one (credentials_file is preferred)")
+            return {}
+        auth = {"type": "Bearer"}
+        auth.update({"credentials_file": credentials_file} if _given(credentials_file) else {"credentials": token})
+        return {"authorization": auth}
+    return {}
+
+
+def render_scrape_configs(
+    clusters,
+    job_prefix=DEFAULT_JOB_PREFIX,
+    cluster_label=DEFAULT_CLUSTER_LABEL,
+    namespace_label=DEFAULT_NAMESPACE_LABEL,
+    scrape_interval=DEFAULT_SCRAPE_INTERVAL,
+    scrape_timeout=None,
+    namespaces=None,
+    match=None,
+):
+    """Return one federation scrape config per cluster, sorted by cluster name.
+
+    ``clusters`` is a list of mappings (see ``CLUSTER_KEYS``); ``scrape_interval``,
+    ``scrape_timeout``, ``namespaces`` and ``match`` are global defaults that a
+    cluster's own value overrides (a cluster's ``namespaces: []`` means none).
+    Without any ``scrape_timeout`` the timeout is ``min(10s, interval)``.
+    Raises :class:`NGA4MError` listing every problem found.
+    """
+    problems = _Problems()
+    if not isinstance(clusters, (list, tuple)):
+        raise NGA4MError(f"clusters: expected a list of cluster mappings, got {type(clusters).__name__}")
+    if not clusters:
+        raise NGA4MError("clusters: the list is empty; give at least one secondary cluster (name and url)")
+    if not isinstance(job_prefix, str) or not _JOB_PREFIX.match(job_prefix):
+        problems.add(
+            f"job_prefix: {job_prefix!r} is not a valid job name prefix; use letters, digits, '-', '_' and '.', "
+            "starting and ending with a letter or digit, e.g. 'federate'"
+        )
+    problems.check(check_label_name, cluster_label, "cluster_label")
+    problems.check(check_label_name, namespace_label, "namespace_label")
+    global_ns = problems.check(_as_list, namespaces, "namespaces")
+    global_match = problems.check(_as_list, match, "match")
+    problems.raise_if_any()
+    settings = {
+        "job_prefix": job_prefix,
+        "cluster_label": cluster_label,
+        "namespace_label": namespace_label,
+        "scrape_interval": scrape_interval or DEFAULT_SCRAPE_INTERVAL,
+        "scrape_timeout": scrape_timeout or None,
+        "namespaces": global_ns,
+        "match": global_match,
+    }
+    seen = {}
+    jobs = []
+    for index, cluster in enumerate(clusters):
+        name = cluster.get("name") if isinstance(cluster, dict) else None
+        if isinstance(name, str) and name:
+            if name in seen:
+                problems.add(
+                    f"cluster {name!r}: duplicate name (entries {seen[name]} and {index}); each SC needs a unique "
+                    "name, it becomes the job name and the cluster label"
+                )
+                continue
+            seen[name] = index
+        job = _render_one(cluster, index, settings, problems)
+        if job is not None:
+            jobs.append(job)
+    problems.raise_if_any()
+    jobs.sort(key=lambda job: job["job_name"])
+    return jobs
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def has_inline_secrets(clusters):
+    """Whether any cluster carries an inline password or bearer token (not a *_file)."""
+    return any(isinstance(c, dict) and any(_given(c.get(key)) for key in SECRET_FIELDS) for c in clusters or [])
+
+
+def build_document(scrape_configs, fmt="helm_values"):
+    """Wrap scrape configs for a file: Helm values, a bare list or a Prometheus config."""
+    if fmt == "helm_values":
+        return {"prometheus": {"prometheusSpec": {"additionalScrapeConfigs": scrape_configs}}}
+    if fmt == "scrape_configs":
+        return scrape_configs
+    if fmt == "prometheus_config":
+        return {"scrape_configs": scrape_configs}
+    raise NGA4MError(f"format: {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
+
+
+# format -> (keys above the list, indentation of the list)
+_WRAPPERS = {
+    "helm_values": ("prometheus:\n  prometheusSpec:\n    additionalScrapeConfigs:\n", "    "),
+    "scrape_configs": ("", ""),
+    "prometheus_config": ("scrape_configs:\n", "  "),
+}
+
+
+def render_file_text(scrape_configs, fmt="helm_values", list_text=None):
+    """File content for ``fmt``: header, the wrapping keys, then the YAML list indented under them.
+
+    ``list_text`` (``to_yaml(scrape_configs, header=False)``) may be passed in so the
+    list is serialised once for both the file and the Secret; the result loads to
+    ``build_document(scrape_configs, fmt)``.
+    """
+    if fmt not in _WRAPPERS:
+        raise NGA4MError(f"format: {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
+    if list_text is None:
+        list_text = to_yaml(scrape_configs, header=False)
+    prefix, indent = _WRAPPERS[fmt]
+    return HEADER + prefix + (textwrap.indent(list_text, indent) if indent else list_text)
+
+
+def to_yaml(data, header=True):
+    """Deterministic YAML text (insertion order, no line folding)."""
+    if yaml is None:  # pragma: no cover
+        raise NGA4MError("PyYAML is not installed on the Ansible controller; install it with 'pip install pyyaml'")
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 16)
+    return (HEADER + text) if header else text
+
+
+def render_secret(scrape_configs, name=DEFAULT_SECRET_NAME, namespace=DEFAULT_SECRET_NAMESPACE, key=DEFAULT_SECRET_KEY, list_text=None):
+    """A Kubernetes Secret for kube-prometheus-stack's ``additionalScrapeConfigsSecret``.
+
+    ``list_text`` is the already serialised list (``to_yaml(scrape_configs, header=False)``), if any.
+    """
+    problems = _Problems()
+    if not isinstance(name, str) or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        problems.add(f"secret.name: {name!r} is not a valid Secret name (lower-case DNS subdomain, e.g. 'additional-scrape-configs')")
+    problems.check(check_namespace, namespace, "secret.namespace")
+    if not isinstance(key, str) or not _SECRET_KEY.match(key):
+        problems.add(f"secret.key: {key!r} is not a valid Secret key; use letters, digits, '-', '_' and '.'")
+    problems.raise_if_any()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "stringData": {key: to_yaml(scrape_configs, header=False) if list_text is None else list_text},
+    }
