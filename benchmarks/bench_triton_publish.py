@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Benchmark: publish a ~50 MB ONNX model to S3 (moto_server on loopback) with triton.publish().
 
 Prints (never asserts):

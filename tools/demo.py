@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """``make demo``: run the collection's main job on the embedded default, on this machine.
 
 Every server it needs is started here on loopback and stopped on exit; the pids
@@ -143,14 +143,14 @@ def step_federation(rep: Report, tracker: Tracker, work: Path) -> None:
     while time.monotonic() < deadline:
         series = pc.query(f"count by (cluster, namespace, model) ({metric})")
         seen = sorted((s["metric"].get("cluster"), s["metric"].get("namespace"), s["metric"].get("model")) for s in series)
-        if {c for c, _, _ in seen} >= {"sc1", "sc2"}:
+        if {row[0] for row in seen} >= {"sc1", "sc2"}:
             break
         time.sleep(0.5)
     for cluster, namespace, model in seen:
         rep.info(f'{metric}{{cluster="{cluster}", namespace="{namespace}", model="{model}"}}')
-    clusters_seen = {c for c, _, _ in seen}
+    clusters_seen = {row[0] for row in seen}
     check(clusters_seen == {"sc1", "sc2"}, f"expected series from sc1 and sc2 on the PC, got {seen}")
-    check(all(ns == "models" for _, ns, _ in seen), f"a non-matching namespace was federated: {seen}")
+    check(all(row[1] == "models" for row in seen), f"a non-matching namespace was federated: {seen}")
     rep.add("Prometheus federation (PC <- sc1, sc2)", "REAL", f"{len(seen)} federated series with cluster label; kube-system filtered out")
     rep.add("prometheus_federation module", "REAL", f"2 jobs rendered, promtool OK, re-run changed={rerun_changed}")
 

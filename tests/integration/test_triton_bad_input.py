@@ -79,7 +79,7 @@ def test_bad_inputs_fail_clearly_and_write_nothing(s3, tmp_path):
 
     cases = _cases(s3, files, local_repo)
     assert len(cases) >= 10
-    run = run_playbook(PLAYBOOK, extra_vars={"cases": [{"id": cid, "args": args} for cid, args, _ in cases]})
+    run = run_playbook(PLAYBOOK, extra_vars={"cases": [{"id": case[0], "args": case[1]} for case in cases]})
     results = run.result("Bad input")["results"]
     assert len(results) == len(cases), run.stdout[-3000:]
 
