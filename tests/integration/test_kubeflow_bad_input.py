@@ -1,0 +1,87 @@
+"""Bad inputs to the nga4m.platform.kubeflow role fail before any object is applied, with a clear message.
+
+Table-driven: each case overrides role variables, runs the role against a fresh
+emulated cluster (Kubernetes API test double) and asserts that the run failed in
+argument validation or preflight with the expected message and that the cluster
+holds nothing but its seed objects.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.playbook import REPO, run_playbook
+from tests.helpers.procs import ManagedProcess
+
+PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "kubeflow_role.yml"
+SECRET = "s3cr3t-never-printed"
+
+CASES = [
+    ("branch_instead_of_release", {"kubeflow_manifests_version": "master"}, "must pin a release"),
+    ("empty_components", {"kubeflow_components": []}, "must be a non-empty list of kustomization directories"),
+    ("component_escapes_root", {"kubeflow_components": ["../../etc"]}, "'..' are refused"),
+    ("component_missing", {"kubeflow_components": ["example", "apps/no-such-thing"]}, "missing:"),
+    ("download_without_checksum", {"kubeflow_kustomize_source": "download"}, "kubeflow_kustomize_checksum is required"),
+    ("kustomize_version_with_v", {"kubeflow_kustomize_version": "v5.7.1"}, "must look like 5.7.1"),
+    ("binary_without_path", {"kubeflow_kustomize_source": "binary"}, "kubeflow_kustomize_binary must name a kustomize"),
+    ("unknown_kustomize_source", {"kubeflow_kustomize_source": "helm"}, "kubeflow_kustomize_source must be one of"),
+    ("profile_namespace_not_dns1123", {"kubeflow_profile_namespaces": ["Team_A"]}, "must be DNS-1123 labels"),
+    ("retries_zero", {"kubeflow_apply_retries": 0}, "Retries and waits must be bounded"),
+    ("retries_unbounded", {"kubeflow_apply_retries": 1000}, "Retries and waits must be bounded"),
+    ("registry_entry_incomplete",
+     {"kubeflow_registry_credentials": [{"registry": "registry.example.com", "username": "bot", "password": ""}]},
+     "needs a non-empty registry, username and password"),
+    ("registry_entry_missing_key",
+     {"kubeflow_registry_credentials": [{"registry": "registry.example.com", "password": SECRET}]},
+     "missing required arguments: username"),
+    ("dashboard_link_not_a_path", {"kubeflow_dashboard_link": {"link": "mlflow/", "text": "MLflow"}},
+     "must be a path starting with '/'"),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("kubeflow-bad-input")
+    state = tmp / "kubeapi"
+    python = REPO / ".venv" / "bin" / "python"
+    proc = ManagedProcess([python if python.exists() else "python3", REPO / "tests/doubles/kubeapi_double.py",
+                           "--state-dir", state, "--cluster", "pc"], log_path=tmp / "kubeapi.log")
+    try:
+        deadline = time.monotonic() + 30
+        while not (state / "clusters.json").exists():
+            if not proc.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"kube API double did not start:\n{proc.log_text()}")
+            time.sleep(0.1)
+        yield json.loads((state / "clusters.json").read_text())["pc"]
+    finally:
+        proc.stop()
+
+
+def object_count(server: str) -> int:
+    with urllib.request.urlopen(f"{server}/_double/objects", timeout=10) as resp:  # noqa: S310 - loopback
+        return json.loads(resp.read())["count"]
+
+
+@pytest.mark.parametrize("overrides, needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_fails_before_anything_is_applied(cluster, overrides, needle):
+    before = object_count(cluster["server"])
+    run = run_playbook(PLAYBOOK, extra_vars={"kubeconfig": cluster["kubeconfig"], **overrides})
+    assert run.rc != 0, f"expected a failure for {overrides}\n{run.stdout[-3000:]}"
+    output = run.stdout + run.stderr
+    assert needle in output, output[-4000:]
+    assert SECRET not in output
+    assert object_count(cluster["server"]) == before
+    applied = [t for p in run.data.get("plays", []) for t in p.get("tasks", [])
+               if "first pass" in t.get("task", {}).get("name", "")]
+    assert applied == [], "no apply task may run on bad input"
+
+
+def test_cases_table_is_large_enough():
+    assert len(CASES) >= 7
+    assert len({c[0] for c in CASES}) == len(CASES)
+    assert Path(PLAYBOOK).exists()
