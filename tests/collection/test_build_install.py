@@ -20,8 +20,11 @@ def _run(argv, env=None, cwd=None):
 
 
 def test_build_and_install_tarball(tmp_path):
+    # A clean environment: the suite's ANSIBLE_COLLECTIONS_PATH already holds nga4m.platform
+    # (linked to the work tree), and ansible-galaxy would skip installing over it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     out = tmp_path / "dist"
-    _run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(out), str(REPO)])
+    _run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(out), str(REPO)], env=env)
     tarballs = list(out.glob("nga4m-platform-*.tar.gz"))
     assert len(tarballs) == 1
 
@@ -31,10 +34,9 @@ def test_build_and_install_tarball(tmp_path):
     assert not [p for p in listing if p.startswith(("tests/", "molecule/", ".venv/", ".cache/"))], "build_ignore leaks"
 
     dest = tmp_path / "collections"
-    _run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(dest), str(tarballs[0])])
+    _run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(dest), str(tarballs[0])], env=env)
     assert (dest / "ansible_collections" / "nga4m" / "platform" / "MANIFEST.json").exists()
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_COLLECTIONS_PATH"] = str(dest)
     for fqcn in MODULES:
         doc = _run([str(BIN / "ansible-doc"), fqcn], env=env, cwd=str(tmp_path)).stdout
