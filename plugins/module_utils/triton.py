@@ -44,7 +44,9 @@ try:
 
     HAS_MODEL_CONFIG = True
     MODEL_CONFIG_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover - exercised when tritonclient[grpc] is absent
+except (ImportError, TypeError) as _exc:  # pragma: no cover - exercised when tritonclient[grpc] is absent
+    # TypeError: another package (e.g. kserve) already registered the same protobuf
+    # messages in this process; tritonclient.grpc cannot be imported beside it.
     HAS_MODEL_CONFIG = False
     MODEL_CONFIG_IMPORT_ERROR = _exc
 
