@@ -232,7 +232,7 @@ def test_valid_base_inventory_fails_only_when_a_cluster_is_touched(tmp_path):
     assert run.rc != 0
     failures = _failures(run)
     assert failures, run.stdout[-4000:]
-    assert all(not play.startswith("Preflight") for play, _, _ in failures), failures
+    assert all(not failure[0].startswith("Preflight") for failure in failures), failures
 
 
 @pytest.mark.parametrize(("mutate", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -246,8 +246,8 @@ def test_bad_inventory_fails_in_preflight(tmp_path, mutate, words):
     assert failures, f"no failed task\n{run.stdout[-4000:]}"
     ran = [p["play"]["name"] for p in run.data["plays"] if p.get("tasks")]
     assert all(name.startswith("Preflight") for name in ran), f"plays after preflight ran: {ran}"
-    assert all(play.startswith("Preflight") for play, _, _ in failures), failures
-    text = " ".join(_messages(res) for _, _, res in failures)
+    assert all(failure[0].startswith("Preflight") for failure in failures), failures
+    text = " ".join(_messages(failure[2]) for failure in failures)
     for word in words:
         assert word in text, f"{word!r} not in failure message(s): {text}"
     assert not (tmp_path / "nodes").exists(), "a node was touched"

@@ -42,8 +42,8 @@ def istio_fixture(bed: PlatformBed, cluster: str) -> None:
 
     dyn = dynamic.DynamicClient(bed.api(cluster))
     dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition").create(body=VS_CRD)
-    dyn.resources.get(api_version="v1", kind="Namespace").create(body={"apiVersion": "v1", "kind": "Namespace",
-                                                                      "metadata": {"name": "kubeflow"}})
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow"}}
+    dyn.resources.get(api_version="v1", kind="Namespace").create(body=namespace)
 
 
 def secret_values(bed, cluster="pc1") -> dict:
