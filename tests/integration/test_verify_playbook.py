@@ -1,0 +1,169 @@
+"""playbooks/verify.yml against real Prometheus federation, the emulated clusters and a v2 endpoint.
+
+Real: two SC Prometheus servers (external label cluster=sc1/sc2) scraping a local
+exporter, and a PC Prometheus federating both with the configuration rendered by
+``nga4m.platform.prometheus_federation``; the iris ONNX model run by onnxruntime.
+TEST DOUBLES: the Kubernetes API (tests/doubles/kubeapi_double.py; its emulated
+controllers make Deployments Available and the InferenceService Ready with a
+status.url) and the HTTP front of the model server (v2_server_double.py, standing
+in for Triton behind KServe; requests carry the InferenceService's Host header).
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.helpers import onnx_models
+from tests.helpers.playbook import REPO, run_playbook
+from tests.helpers.prometheus import LocalExporter, PrometheusServer, scrape_config_for
+from tests.integration.platform_bed import FIXTURES, PLAYBOOKS, PlatformBed, failure_text
+from tests.integration.v2_server_double import V2ServerDouble
+
+VERIFY = REPO / "playbooks" / "verify.yml"
+SUMMARY = "Show the verification summary"
+FAST = {"verify_federation_retries": 20, "verify_federation_delay": 1}
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    """{sc1, sc2, pc}: real servers; the PC federates both SCs (config from prometheus_federation)."""
+    workdir = tmp_path_factory.mktemp("prometheus")
+    exporter = LocalExporter({"models": ["iris"], "other": ["noise"]}).start()
+    servers = {}
+    try:
+        for name in ("sc1", "sc2"):
+            config = scrape_config_for(exporter, interval="1s", external_labels={"cluster": name})
+            servers[name] = PrometheusServer(config, workdir, name=name).start()
+        dest = workdir / "pc.yml"
+        clusters = [{"name": name, "url": servers[name].url, "namespaces": ["models"]} for name in ("sc1", "sc2")]
+        run = run_playbook(PLAYBOOKS / "federation_render.yml",
+                           extra_vars={"federation_clusters": clusters, "federation_dest": str(dest), "federation_format": "prometheus_config"})
+        assert run.rc == 0, failure_text(run)
+        servers["pc"] = PrometheusServer(dest, workdir, name="pc").start()
+        for name in ("sc1", "sc2"):
+            servers["pc"].wait_for(f'nga4m_test_model_up{{cluster="{name}"}}', timeout=60)
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+        exporter.stop()
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory):
+    model = onnx_models.iris_classifier(tmp_path_factory.mktemp("model") / "iris.onnx")
+    with V2ServerDouble("iris", model) as server:
+        yield server
+
+
+def _deployment(name, namespace):
+    labels = {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "example.invalid/c:1"}]}}}}
+
+
+def _namespace(name):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def _create(bed, cluster, docs):
+    from kubernetes import dynamic  # noqa: PLC0415
+
+    client = dynamic.DynamicClient(bed.api(cluster))
+    for doc in docs:
+        client.resources.get(api_version=doc["apiVersion"], kind=doc["kind"]).create(body=doc, namespace=doc["metadata"].get("namespace"))
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory):
+    bed = PlatformBed(tmp_path_factory.mktemp("verify"), clusters=("pc1", "sc1", "sc2"))
+    try:
+        _create(bed, "pc1", [_namespace("monitoring"), _namespace("mlflow"), _deployment("prometheus-operator", "monitoring"),
+                             _deployment("mlflow", "mlflow")])
+        statefulset = _deployment("prometheus", "monitoring") | {"kind": "StatefulSet"}
+        statefulset["spec"]["serviceName"] = "prometheus"
+        _create(bed, "pc1", [statefulset])
+        for sc in ("sc1", "sc2"):
+            _create(bed, sc, [_namespace("kserve"), _namespace("monitoring"), _deployment("kserve-controller-manager", "kserve"),
+                              _deployment("prometheus-operator", "monitoring")])
+        crds = [d for d in yaml.safe_load_all((FIXTURES / "kserve_crds.yml").read_text()) if d]
+        isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "iris", "namespace": "models"},
+                "spec": {"predictor": {"model": {"modelFormat": {"name": "triton"}, "protocolVersion": "v2", "storageUri": "s3://nga4m/models/triton"}}}}
+        _create(bed, "sc1", crds + [_namespace("models"), isvc])
+        _create(bed, "sc2", crds)
+        yield bed
+    finally:
+        bed.stop()
+
+
+@pytest.fixture(scope="module")
+def inventory(bed, prometheus, model_server):
+    hostvars = {"pc1": {"prometheus_url": prometheus["pc"].url},
+                "sc1": {"verify_model_url": model_server.url}, "sc2": {"verify_model_url": model_server.url}}
+    return bed.inventory(hostvars=hostvars)
+
+
+def _verify(bed, inventory, extra=None):
+    return run_playbook(VERIFY, inventory=inventory, extra_vars={**FAST, **(extra or {})}, env=bed.env())
+
+
+def _rows(run):
+    """The summary table as {(cluster, check): 'RESULT detail'}."""
+    lines = run.result(SUMMARY, "localhost")["msg"]
+    rows = {}
+    for line in lines[2:-1]:
+        cluster, check, result = (part.strip() for part in line.split(" | ", 2))
+        rows[(cluster, check)] = " ".join(result.split(None, 1))  # 'RESULT  detail' -> 'RESULT detail'
+    return rows
+
+
+def test_every_check_passes_and_the_summary_lists_them(bed, inventory, model_server):
+    run = _verify(bed, inventory, {"verify_model_name": "iris"})
+    assert run.rc == 0, failure_text(run)
+    print("\n".join(run.result(SUMMARY, "localhost")["msg"]))
+    rows = _rows(run)
+    assert rows[("pc1", "component monitoring (monitoring)")].startswith("PASS 2 workload(s) ready")
+    assert rows[("pc1", "component mlflow (mlflow)")].startswith("PASS")
+    assert rows[("pc1", "component kubeflow (kubeflow)")].startswith("SKIP namespace kubeflow does not exist")
+    for sc in ("sc1", "sc2"):
+        assert rows[(sc, "component kserve (kserve)")].startswith("PASS")
+        assert rows[(sc, "federated to the PC Prometheus")].startswith("PASS target up"), rows
+    assert rows[("sc1", "model iris InferenceService")].startswith("PASS Ready at http://iris.models.example")
+    assert rows[("sc1", "model iris v2 infer")].startswith("PASS POST")
+    assert "[0, 1, 2]" in rows[("sc1", "model iris v2 infer")]
+    assert rows[("sc2", "model iris InferenceService")].startswith("SKIP not deployed")
+    assert ("sc2", "model iris v2 infer") not in rows
+    assert not [r for r in rows.values() if r.startswith("FAIL")]
+    assert model_server.hosts[-1] == "iris.models.example"
+    assert run.result(SUMMARY, "localhost")["msg"][-1].endswith("0 failed, 6 skipped")
+
+
+def test_no_model_configured_is_a_visible_skip(bed, inventory):
+    run = _verify(bed, inventory)
+    assert run.rc == 0, failure_text(run)
+    assert _rows(run)[("(all)", "model v2 endpoint")].startswith("SKIP no model configured")
+
+
+def test_failures_are_collected_and_name_the_missing_sc(bed, inventory, prometheus):
+    from kubernetes import dynamic  # noqa: PLC0415
+
+    # sc1: the KServe controller becomes unavailable; sc2: its Prometheus stops.
+    client = dynamic.DynamicClient(bed.api("sc1"))
+    deployments = client.resources.get(api_version="apps/v1", kind="Deployment")
+    deployments.status.patch(name="kserve-controller-manager", namespace="kserve", content_type="application/merge-patch+json",
+                             body={"status": {"availableReplicas": 0, "readyReplicas": 0,
+                                              "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"}]}})
+    prometheus["sc2"].stop()
+    run = _verify(bed, inventory, {"verify_model_name": "iris", "verify_federation_retries": 4})
+    assert run.rc != 0, failure_text(run)
+    rows = _rows(run)
+    assert rows[("sc2", "federated to the PC Prometheus")].startswith("FAIL"), rows
+    assert 'cluster="sc2"' in rows[("sc2", "federated to the PC Prometheus")]
+    assert rows[("sc1", "federated to the PC Prometheus")].startswith("PASS"), rows
+    assert rows[("sc1", "component kserve (kserve)")] == "FAIL not ready: Deployment/kserve-controller-manager"
+    assert rows[("sc1", "model iris v2 infer")].startswith("PASS")  # later checks still ran
+    failure = run.result("Fail when a check failed", "localhost")["msg"]
+    assert "2 check(s) failed" in failure
+    assert "sc2 / federated to the PC Prometheus" in failure and "sc1 / component kserve (kserve)" in failure
