@@ -37,7 +37,7 @@ def s3(tmp_path_factory):
 def bed(tmp_path_factory):
     bed = PlatformBed(tmp_path_factory.mktemp("deploy"), clusters=("pc1", "sc1", "sc2"))
     try:
-        crds = [d for d in yaml.safe_load_all((FIXTURES / "kserve_crds.yml").read_text()) if d]
+        crds = yaml.safe_load((FIXTURES / "kserve_crds.yml").read_text())["items"]
         for cluster in ("sc1", "sc2"):
             _create(bed, cluster, crds + [
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "models"}},

@@ -88,7 +88,7 @@ def bed(tmp_path_factory):
         for sc in ("sc1", "sc2"):
             _create(bed, sc, [_namespace("kserve"), _namespace("monitoring"), _deployment("kserve-controller-manager", "kserve"),
                               _deployment("prometheus-operator", "monitoring")])
-        crds = [d for d in yaml.safe_load_all((FIXTURES / "kserve_crds.yml").read_text()) if d]
+        crds = yaml.safe_load((FIXTURES / "kserve_crds.yml").read_text())["items"]
         isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "iris", "namespace": "models"},
                 "spec": {"predictor": {"model": {"modelFormat": {"name": "triton"}, "protocolVersion": "v2", "storageUri": "s3://nga4m/models/triton"}}}}
         _create(bed, "sc1", crds + [_namespace("models"), isvc])

@@ -1,0 +1,96 @@
+"""Bad input to the platform roles fails in preflight with a message naming the variable and the fix.
+
+Table-driven across kube_prometheus_stack, kserve, model_monitoring and
+object_storage, on emulated clusters: every case must fail before anything is
+applied (no Helm release recorded by the helm double, no namespace created in
+the kube API double).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.platform_bed import PlatformBed, failure_text
+
+S3 = {"kserve_s3_endpoint": "minio.example.com:9000", "kserve_s3_access_key": "a", "kserve_s3_secret_key": "b"}
+OS = {"object_storage_endpoint": "127.0.0.1:9", "object_storage_access_key": "a", "object_storage_secret_key": "b"}
+
+CASES = [
+    # id, role, hosts, extra vars, expected fragments of the failure message
+    ("kps-profile", "kube_prometheus_stack", "sc1", {"kube_prometheus_stack_profile": "tertiary"},
+     ["kube_prometheus_stack_profile", "primary, secondary"]),
+    ("kps-chart-latest", "kube_prometheus_stack", "sc1", {"kube_prometheus_stack_chart_version": "latest"},
+     ["kube_prometheus_stack_chart_version must be a pinned version"]),
+    ("kps-cluster-name", "kube_prometheus_stack", "sc1", {"kube_prometheus_stack_cluster_name": "SC_1"},
+     ["kube_prometheus_stack_cluster_name must be a lower-case DNS label"]),
+    ("kps-node-port", "kube_prometheus_stack", "sc1", {"kube_prometheus_stack_prometheus_node_port": 80},
+     ["30000-32767"]),
+    ("kps-basic-auth-no-ingress", "kube_prometheus_stack", "sc1", {"kube_prometheus_stack_prometheus_basic_auth_enabled": True},
+     ["basic auth", "kube_prometheus_stack_prometheus_ingress_enabled: true"]),
+    ("kps-primary-no-sc-url", "kube_prometheus_stack", "pc1", {"kube_prometheus_stack_profile": "primary"},
+     ["without a URL: sc1", "kube_prometheus_stack_federation_url"]),
+    ("kps-primary-empty-group", "kube_prometheus_stack", "pc1",
+     {"kube_prometheus_stack_profile": "primary", "kube_prometheus_stack_federation_group": "nope"},
+     ["nothing valid to federate", "Found 0 secondary cluster(s)"]),
+    ("kserve-no-endpoint", "kserve", "sc1", {}, ["kserve_s3_endpoint must be host:port"]),
+    ("kserve-endpoint-scheme", "kserve", "sc1", dict(S3, kserve_s3_endpoint="http://minio.example.com:9000"),
+     ["without scheme or path", "http://minio.example.com:9000"]),
+    ("kserve-mode", "kserve", "sc1", dict(S3, kserve_deployment_mode="Serverless"), ["kserve_deployment_mode", "Standard, Knative"]),
+    ("kserve-version", "kserve", "sc1", dict(S3, kserve_version="latest"), ["must be pinned versions", "got latest"]),
+    ("kserve-triton-latest", "kserve", "sc1", dict(S3, kserve_triton_image_tag="latest"), ["kserve_triton_image_tag must be a pinned tag"]),
+    ("mm-port", "model_monitoring", "sc1", {"model_monitoring_port": 70000}, ["model_monitoring_port must be 1-65535"]),
+    ("mm-selector", "model_monitoring", "sc1", {"model_monitoring_pod_selector": {}}, ["model_monitoring_pod_selector must not be empty"]),
+    ("mm-interval", "model_monitoring", "sc1", {"model_monitoring_interval": "often"}, ["must be Prometheus durations", "often"]),
+    ("os-no-credentials", "object_storage", "sc1", {"object_storage_endpoint": "127.0.0.1:9"},
+     ["object_storage_access_key", "never invents S3 credentials"]),
+    ("os-bucket", "object_storage", "sc1", dict(OS, object_storage_bucket="My_Bucket"), ["valid object_storage_bucket", "My_Bucket"]),
+    ("os-prefix", "object_storage", "sc1", dict(OS, object_storage_triton_prefix="/abs/../x"), ["must be distinct relative keys"]),
+    ("os-files", "object_storage", "sc1", dict(OS, object_storage_files=[{"src": "/etc/hostname"}]), ["needs src", "and key"]),
+    ("os-renewal", "object_storage", "sc1", dict(OS, object_storage_deployer_token_renew_before=9000000),
+     ["must exceed object_storage_deployer_token_renew_before"]),
+]
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory):
+    bed = PlatformBed(tmp_path_factory.mktemp("bad"), clusters=("pc1", "sc1"))
+    yield bed
+    bed.stop()
+
+
+@pytest.fixture(scope="module")
+def inventory(bed):
+    return bed.inventory(sc=("sc1",))
+
+
+def _failure_messages(run) -> list[str]:
+    out = []
+    for play in run.data.get("plays", []):
+        for task in play.get("tasks", []):
+            for res in task.get("hosts", {}).values():
+                if res.get("failed"):
+                    out.append((task["task"]["name"], str(res.get("msg", ""))))
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_fails_in_preflight(bed, inventory, case):
+    _id, role, hosts, extra, fragments = case
+    run = bed.run("platform_bad_input.yml", inventory, extra_vars=dict(extra, role_under_test=role, target_hosts=hosts))
+    assert run.rc != 0, failure_text(run)
+    failures = _failure_messages(run)
+    assert len(failures) == 1, failures or failure_text(run)
+    task, msg = failures[0]
+    assert "Check" in task or "Validating arguments" in task, (task, msg)
+    for fragment in fragments:
+        assert fragment in msg, (fragment, msg)
+    assert run.stats[hosts]["changed"] == 0
+
+
+def test_nothing_was_applied(bed):
+    from tests.doubles.helm_double import recorded  # noqa: PLC0415
+
+    assert recorded.releases(bed.helm_state) == []
+    for cluster in ("pc1", "sc1"):
+        names = {ns["metadata"]["name"] for ns in bed.list(cluster, "v1", "Namespace")}
+        assert not names & {"monitoring", "models", "kserve", "cert-manager"}, names
