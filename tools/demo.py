@@ -1,10 +1,20 @@
 #!/usr/bin/env python
-"""``make demo``: run the collection's main job on the embedded default, on this machine.
+"""``make demo``: the whole platform flow on one machine, on the embedded default.
 
-Every server it needs is started here on loopback and stopped on exit; the pids
-are kept in ``.demo/pids.json`` so ``make demo-stop`` (``tools/demo.py --stop``)
-can stop them after an interruption. The summary says which parts ran for real
-and which were stand-ins.
+1. local stand-ins: the emulated clusters pc, sc1, sc2 and the helm double
+   (``tools/bed``), an S3 server, MLflow on MariaDB, one Prometheus per SC;
+2. ``ansible-playbook site.yml -i inventories/demo`` (then again: changed=0);
+3. the PC Prometheus, started with the federation jobs the PC's
+   kube-prometheus-stack release received;
+4. the iris pipeline with the KFP local runner: train, ONNX, publish in Triton
+   layout, InferenceService on (emulated) sc1, run logged to MLflow;
+5. a local v2 model server over the published repository, inference requests
+   with ``examples/iris/infer.py``;
+6. the model server's metrics federated on the PC Prometheus with ``cluster="sc1"``.
+
+Everything started is stopped on exit; pids are kept in ``.demo/pids.json`` so
+``make demo-stop`` (``tools/demo.py --stop``) cleans up after an interruption.
+The summary says which parts ran for real and which were stand-ins.
 """
 
 from __future__ import annotations
@@ -13,24 +23,36 @@ import argparse
 import atexit
 import json
 import os
+import re
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers.playbook import ensure_collection_tree, run_playbook  # noqa: E402
+from tests.helpers.procs import ManagedProcess, free_port, wait_http  # noqa: E402
 
 STATE = ROOT / ".demo"
 PIDS = STATE / "pids.json"
+BED = STATE / "bed"
+IRIS = ROOT / "examples" / "iris"
+BUCKET = "nga4m"
+PREFIX = "models/triton"
+MODEL_METRIC = "request_predict_seconds_count"
+NEEDED = {"prometheus": "prometheus", "promtool": "prometheus", "mariadbd": "mariadb-server"}
 
 
-# --------------------------------------------------------------------------- process bookkeeping
+# --------------------------------------------------------------------------- bookkeeping
 class Tracker:
-    """Remembers every process group the demo started, on disk, and stops them."""
+    """Every process group the demo started, remembered on disk, stopped in reverse order."""
 
     def __init__(self):
         self.stoppers: list = []
@@ -53,18 +75,28 @@ class Tracker:
         PIDS.unlink(missing_ok=True)
 
 
+def bed_stop() -> None:
+    subprocess.run([str(ROOT / "tools" / "bed"), "stop", "--state-dir", str(BED)], check=False, capture_output=True)
+
+
 def stop_leftovers() -> int:
-    """Kill the process groups an interrupted demo left behind."""
-    if not PIDS.exists():
+    """Stop what an interrupted demo left running (process groups and the bed)."""
+    stopped = 0
+    if PIDS.exists():
+        for name, pid in json.loads(PIDS.read_text()).items():
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                print(f"stopped {name} (pid {pid})")
+                stopped += 1
+            except ProcessLookupError:
+                pass
+        PIDS.unlink(missing_ok=True)
+    if (BED / "bed.pid").exists():
+        bed_stop()
+        print("stopped the emulated clusters (tools/bed stop)")
+        stopped += 1
+    if not stopped:
         print("nothing to stop")
-        return 0
-    for name, pid in json.loads(PIDS.read_text()).items():
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            print(f"stopped {name} (pid {pid})")
-        except ProcessLookupError:
-            print(f"{name} (pid {pid}) was not running")
-    PIDS.unlink(missing_ok=True)
     return 0
 
 
@@ -84,109 +116,260 @@ class Report:
         self.rows.append((part, how, outcome))
 
     def summary(self) -> None:
-        print("\n" + "=" * 100)
-        print(f"NGA4M demo summary ({time.monotonic() - self.t0:.1f}s)")
-        print("=" * 100)
+        print("\n" + "=" * 110)
+        print(f"NGA4M demo summary ({time.monotonic() - self.t0:.0f}s)")
+        print("=" * 110)
         width = max(len(r[0]) for r in self.rows) if self.rows else 10
         for part, how, outcome in self.rows:
-            print(f"{part:<{width}}  {how:<11}  {outcome}")
-        print("REAL = the actual software ran here; STAND-IN = a test double named as one.")
+            print(f"{part:<{width}}  {how:<9}  {outcome}")
+        print("-" * 110)
+        print("REAL     = the actual software ran here (Prometheus, MariaDB, mlflow server, KFP local runner, TensorFlow,")
+        print("           onnxruntime, the kserve v2 model server, the S3 API of a moto server, ansible-playbook and our modules).")
+        print("EMULATED = a test double named as one: the Kubernetes API of pc/sc1/sc2 (tests/doubles/kubeapi_double.py) and")
+        print("           helm (tests/doubles/helm_double); charts are not rendered, pods do not run.")
+
+
+def fail(message: str):
+    raise SystemExit(f"\ndemo failed: {message}")
 
 
 def check(cond: bool, message: str) -> None:
     if not cond:
-        raise SystemExit(f"demo failed: {message}")
-
-
-def playbook(name: str, extra_vars: dict):
-    run = run_playbook(ROOT / "tools" / "demo" / name, extra_vars=extra_vars)
-    if run.rc != 0:
-        print(run.stdout[-6000:])
-        print(run.stderr[-3000:])
-        raise SystemExit(f"demo failed: ansible-playbook tools/demo/{name} exited {run.rc}")
-    return run
+        fail(message)
 
 
 # --------------------------------------------------------------------------- steps
-def step_federation(rep: Report, tracker: Tracker, work: Path) -> None:
-    from tests.helpers.prometheus import PROMETHEUS, LocalExporter, PrometheusServer, promtool_check_config, scrape_config_for
+def ensure_system_packages(rep: Report) -> None:
+    missing = sorted({pkg for exe, pkg in NEEDED.items() if not (shutil.which(exe) or Path(f"/usr/sbin/{exe}").exists())})
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        fail(f"missing Debian packages {missing}: sudo apt-get install --no-install-recommends {' '.join(missing)}")
+    rep.step(f"Installing Debian packages {missing}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
+    for svc in ("prometheus", "mariadb"):
+        subprocess.run(["systemctl", "stop", svc], check=False, capture_output=True)
 
-    check(Path(PROMETHEUS).exists(), "Debian's prometheus is missing: apt-get install --no-install-recommends prometheus")
-    rep.step("Secondary clusters: model-server exporters scraped by one Prometheus each")
-    clusters = []
+
+class BedS3:
+    """The bed's S3 server (moto, server mode): endpoint and generated keys from <bed>/s3.json."""
+
+    def __init__(self, info: dict):
+        self.endpoint = info["endpoint"]
+        self.url = f"http://{self.endpoint}"
+        self.access_key = info["access_key"]
+        self.secret_key = info["secret_key"]
+        self.region = info["region"]
+
+    def client(self):
+        from minio import Minio  # noqa: PLC0415
+
+        return Minio(self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=False, region=self.region)
+
+
+def start_services(rep: Report, tracker: Tracker, work: Path) -> dict:
+    from tests.helpers.mariadb import MariaDB
+    from tests.helpers.prometheus import PrometheusServer
+
+    s3 = BedS3(json.loads((BED / "s3.json").read_text()))
+    rep.info(f"shared object storage: S3 server (moto) {s3.url}, keys generated into {BED / 's3.json'}")
+
+    rep.step("MLflow tracking server on a real MariaDB (artifacts to the S3 bucket)")
+    db = MariaDB(work)
+    tracker.add("mariadb", db.proc.pid, db.stop)
+    password = os.urandom(12).hex()
+    db.create_database("mlflow", "mlflow", password)
+    mlflow_port = free_port()
+    s3_env = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_DEFAULT_REGION": s3.region}
+    mlflow = ManagedProcess(
+        [Path(sys.executable).parent / "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
+         "--backend-store-uri", f"mysql+pymysql://mlflow:{password}@127.0.0.1:{db.port}/mlflow",
+         "--artifacts-destination", f"s3://{BUCKET}/mlflow"],
+        log_path=work / "mlflow.log", env={**s3_env, "MLFLOW_S3_ENDPOINT_URL": s3.url}, cwd=work,
+    )
+    tracker.add("mlflow", mlflow.pid, mlflow.stop)
+    mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
+    rep.info(f"MariaDB 127.0.0.1:{db.port}, mlflow server {mlflow_uri} (waiting for it to answer)")
+
+    rep.step("One Prometheus per secondary cluster (sc1 will scrape the model server's metrics port)")
+    model_port = free_port()
+    proms = {}
     for sc in ("sc1", "sc2"):
-        exporter = LocalExporter({"models": [f"iris-{sc}"], "kube-system": ["coredns"]}).start()
-        tracker.add(f"{sc}-exporter", None, exporter.stop)
-        prom = PrometheusServer(scrape_config_for(exporter, external_labels={"cluster": sc}), work, name=f"{sc}-prometheus").start()
+        jobs = []
+        if sc == "sc1":
+            # What the model_monitoring ServiceMonitor makes the SC Prometheus scrape: the model pods' metrics port.
+            jobs.append({"job_name": "model-metrics", "honor_labels": True, "scrape_interval": "1s", "scrape_timeout": "1s",
+                         "static_configs": [{"targets": [f"127.0.0.1:{model_port}"],
+                                             "labels": {"namespace": "models", "service": "model-metrics", "pod": "iris-predictor"}}]})
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s", "external_labels": {"cluster": sc}}, "scrape_configs": jobs}
+        prom = PrometheusServer(config, work, name=f"{sc}-prometheus")
+        prom.start()
         tracker.add(f"{sc}-prometheus", prom.process.pid, prom.stop)
-        rep.info(f"{sc}: Prometheus {prom.url} scraping {exporter.address} (namespaces models, kube-system)")
-        clusters.append({"name": sc, "url": prom.url})
+        proms[sc] = prom
+        rep.info(f"{sc}: {prom.url}")
+    try:
+        wait_http(f"{mlflow_uri}/health", timeout=300, proc=mlflow.proc)
+    except RuntimeError as exc:
+        fail(f"{exc}\n{mlflow.log_text()[-3000:]}")
+    rep.add("object storage (S3 API)", "REAL", f"moto S3 server {s3.url}, driven by the minio SDK")
+    rep.add("MLflow tracking server + MariaDB", "REAL", f"mlflow server {mlflow_uri}, backend mysql+pymysql")
+    return {"s3": s3, "mlflow_uri": mlflow_uri, "proms": proms, "model_port": model_port, "s3_env": s3_env}
 
-    rep.step("ansible-playbook: nga4m.platform.prometheus_federation renders the PC's federation jobs")
-    dest = work / "pc-prometheus.yml"
-    run = playbook("federation.yml", {"demo_clusters": clusters, "demo_dest": str(dest)})
-    res = run.result("Render one federate job per secondary cluster")
-    rep.info(f"changed={res['changed']} jobs={[j['job_name'] for j in res['scrape_configs']]}")
-    again = playbook("federation.yml", {"demo_clusters": clusters, "demo_dest": str(dest)})
-    rerun_changed = again.result("Render one federate job per secondary cluster")["changed"]
-    rep.info(f"re-run changed={rerun_changed}")
-    checked = promtool_check_config(dest)
+
+def start_bed(rep: Report, tracker: Tracker) -> dict:
+    rep.step("Emulated clusters pc, sc1, sc2 (Kubernetes API test double), the helm test double and an S3 server (tools/bed)")
+    bed_stop()
+    shutil.rmtree(BED, ignore_errors=True)
+    proc = subprocess.run([str(ROOT / "tools" / "bed"), "start", "--state-dir", str(BED)], capture_output=True, text=True, check=False)
+    check(proc.returncode == 0, f"tools/bed start failed:\n{proc.stdout}\n{proc.stderr}")
+    tracker.add("emulated clusters", None, bed_stop)
+    clusters = json.loads((BED / "clusters.json").read_text())
+    for name, info in clusters.items():
+        rep.info(f"{name}: {info['server']} (kubeconfig {info['kubeconfig']})")
+    return clusters
+
+
+def converge(rep: Report, services: dict) -> dict:
+    env = {
+        "NGA4M_BED_DIR": str(BED),
+        "HELM_DOUBLE_STATE_DIR": str(BED / "helm"),
+        "PATH": f"{ROOT / 'tests' / 'doubles' / 'helm_double'}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "NGA4M_DEMO_SC1_PROMETHEUS_URL": services["proms"]["sc1"].url,
+        "NGA4M_DEMO_SC2_PROMETHEUS_URL": services["proms"]["sc2"].url,
+        "ANSIBLE_FORKS": "10",
+    }
+    results = {}
+    for label in ("first", "second"):
+        rep.step(f"ansible-playbook site.yml -i inventories/demo ({label} run)")
+        t0 = time.monotonic()
+        run = run_playbook(ROOT / "site.yml", inventory=ROOT / "inventories" / "demo", env=env, timeout=1800)
+        took = time.monotonic() - t0
+        if run.rc != 0:
+            print(run.stdout[-8000:])
+            print(run.stderr[-3000:])
+            fail(f"site.yml exited {run.rc}")
+        per_host = {h: (s.get("ok", 0), s.get("changed", 0)) for h, s in sorted(run.stats.items())}
+        rep.info(f"{took:.0f}s, per host (ok, changed): {per_host}")
+        results[label] = (took, run.changed_total())
+    check(results["second"][1] == 0, f"the second site.yml run changed {results['second'][1]} things")
+    rep.add("site.yml on pc, sc1, sc2", "EMULATED",
+            f"clusters are API doubles; converge {results['first'][0]:.0f}s, re-run {results['second'][0]:.0f}s with changed=0")
+    return env
+
+
+def start_pc_prometheus(rep: Report, tracker: Tracker, work: Path) -> object:
+    from tests.doubles.helm_double import recorded
+    from tests.helpers.prometheus import PrometheusServer, promtool_check_config
+
+    rep.step("Primary cluster Prometheus with the federation jobs its kube-prometheus-stack release received")
+    key = recorded.cluster_key_for_kubeconfig(str(BED / "pc.kubeconfig"), "pc")
+    releases = [r for r in recorded.releases(str(BED / "helm")) if r.get("cluster") == key or r.get("cluster_key") == key] or \
+        recorded.releases(str(BED / "helm"))
+    jobs = None
+    for rel in releases:
+        values = rel.get("values") or {}
+        spec = ((values.get("prometheus") or {}).get("prometheusSpec") or {})
+        if spec.get("additionalScrapeConfigs"):
+            jobs = spec["additionalScrapeConfigs"]
+            break
+    check(bool(jobs), "no helm release with prometheus.prometheusSpec.additionalScrapeConfigs was recorded for the PC")
+    for job in jobs:
+        rep.info(f"{job['job_name']}: {job['static_configs'][0]['targets']} match[]={job['params']['match[]']}")
+    for job in jobs:  # federate every second, to show results quickly
+        job["scrape_interval"] = "1s"
+        job["scrape_timeout"] = "1s"
+    config_path = work / "pc-prometheus.yml"
+    config_path.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": jobs}))
+    checked = promtool_check_config(config_path)
     check(checked.returncode == 0, f"promtool check config failed: {checked.stdout}{checked.stderr}")
     rep.info("promtool check config: SUCCESS")
-
-    rep.step("Primary cluster Prometheus federating both SCs")
-    pc = PrometheusServer(dest, work, name="pc-prometheus").start()
+    pc = PrometheusServer(config_path, work, name="pc-prometheus").start()
     tracker.add("pc-prometheus", pc.process.pid, pc.stop)
-    metric = "nga4m_test_model_up"
-    deadline = time.monotonic() + 60
-    seen: list = []
+    rep.info(f"pc: {pc.url}")
+    return pc
+
+
+def run_pipeline(rep: Report, services: dict, work: Path) -> dict:
+    rep.step("Iris pipeline with the KFP local runner: data -> preprocess -> Keras -> train -> ONNX -> publish -> serve on sc1")
+    s3 = services["s3"]
+    summary_file = work / "pipeline-summary.json"
+    env = {**os.environ, **services["s3_env"], "NGA4M_COLLECTION_PATH": str(ensure_collection_tree()), "KERAS_BACKEND": "tensorflow",
+           "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(work)}
+    argv = [sys.executable, IRIS / "pipeline.py", "--run-local", "--pipeline-root", work / "kfp-root", "--summary", summary_file,
+            "--s3-endpoint", s3.endpoint, "--bucket", BUCKET, "--mlflow-tracking-uri", services["mlflow_uri"], "--target-cluster", "sc1",
+            "--ready-timeout", "120"]
+    t0 = time.monotonic()
+    proc = subprocess.Popen([str(a) for a in argv], env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = []
+    seen_tasks: list = []
+    for line in proc.stdout:
+        log.append(line)
+        match = re.search(r"[Tt]ask '([\w-]+)'", line)
+        if match and match.group(1) not in seen_tasks:  # progress: one line per pipeline step as it starts
+            seen_tasks.append(match.group(1))
+            rep.info(f"step {len(seen_tasks)}: {match.group(1)} ({time.monotonic() - t0:.0f}s)")
+    proc.wait()
+    took = time.monotonic() - t0
+    if proc.returncode != 0:
+        print("".join(log[-200:]))
+        fail(f"the pipeline exited {proc.returncode}")
+    summary = json.loads(summary_file.read_text())
+    conv = summary["convert_metrics"]["metadata"]
+    rep.info(f"{took:.0f}s: ONNX accuracy {conv['onnx_accuracy']:.3f}, Keras/ONNX agreement {conv['keras_onnx_agreement']:.3f}")
+    rep.info(f"published {summary['storage_uri']}, InferenceService url {summary['url']}, MLflow run {summary['mlflow_run_id']}")
+    rep.add("KFP pipeline (local runner), TensorFlow, tf2onnx", "REAL",
+            f"{took:.0f}s; ONNX accuracy {conv['onnx_accuracy']:.3f} on held-out rows; MLflow run {summary['mlflow_run_id'][:8]}")
+    rep.add("InferenceService iris on sc1", "EMULATED", "created with the deployer kubeconfig from object storage; KServe controller emulated")
+    return summary
+
+
+def serve_and_infer(rep: Report, tracker: Tracker, services: dict, work: Path) -> str:
+    rep.step("Local v2 model server over the published Triton repository, then inference with examples/iris/infer.py")
+    s3 = services["s3"]
+    port = services["model_port"]
+    env = {**services["s3_env"], "NGA4M_COLLECTION_PATH": str(ensure_collection_tree())}
+    server = ManagedProcess([sys.executable, IRIS / "serve_local.py", "--endpoint", s3.endpoint, "--bucket", BUCKET, "--prefix", PREFIX,
+                             "--model", "iris", "--http-port", str(port)], log_path=work / "serve_local.log", env=env)
+    tracker.add("model-server", server.pid, server.stop)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/v2/health/ready", timeout=120, proc=server.proc)
+    except RuntimeError as exc:
+        fail(f"{exc}\n{server.log_text()[-3000:]}")
+    rows = ["5.1,3.5,1.4,0.2", "6.4,3.2,4.5,1.5", "6.3,3.3,6.0,2.5"]
+    argv = [sys.executable, IRIS / "infer.py", "--url", url, "--host", "iris.models.example.com", "--protocol", "both", "--json"]
+    for row in rows:
+        argv += ["--row", row]
+    for _round in range(5):  # a few requests, so the model server has metrics to federate
+        out = subprocess.run([str(a) for a in argv], capture_output=True, text=True, env={**os.environ, **env}, check=False, timeout=120)
+        check(out.returncode == 0, f"infer.py failed: {out.stdout}{out.stderr}")
+    result = json.loads(out.stdout)
+    classes = {proto: [row.get("class") for row in rows_out] for proto, rows_out in result.items()}
+    rep.info(f"rows {rows}")
+    rep.info(f"classes per protocol: {classes}")
+    check(all(c == ["setosa", "versicolor", "virginica"] for c in classes.values()), f"unexpected classes {classes}")
+    rep.add("v2 inference (REST JSON + tritonclient binary)", "REAL", f"kserve ModelServer + onnxruntime; classes {classes.get('json')}")
+    return url
+
+
+def federated_metrics(rep: Report, pc) -> None:
+    rep.step(f"The model server's metrics on the PC Prometheus, federated from sc1 ({MODEL_METRIC})")
+    deadline = time.monotonic() + 90
+    series: list = []
     while time.monotonic() < deadline:
-        series = pc.query(f"count by (cluster, namespace, model) ({metric})")
-        seen = sorted((s["metric"].get("cluster"), s["metric"].get("namespace"), s["metric"].get("model")) for s in series)
-        if {row[0] for row in seen} >= {"sc1", "sc2"}:
+        series = pc.query(f'{MODEL_METRIC}{{cluster="sc1"}}')
+        if series:
             break
-        time.sleep(0.5)
-    for cluster, namespace, model in seen:
-        rep.info(f'{metric}{{cluster="{cluster}", namespace="{namespace}", model="{model}"}}')
-    clusters_seen = {row[0] for row in seen}
-    check(clusters_seen == {"sc1", "sc2"}, f"expected series from sc1 and sc2 on the PC, got {seen}")
-    check(all(row[1] == "models" for row in seen), f"a non-matching namespace was federated: {seen}")
-    rep.add("Prometheus federation (PC <- sc1, sc2)", "REAL", f"{len(seen)} federated series with cluster label; kube-system filtered out")
-    rep.add("prometheus_federation module", "REAL", f"2 jobs rendered, promtool OK, re-run changed={rerun_changed}")
-
-
-def step_publish(rep: Report, tracker: Tracker, work: Path) -> None:
-    from tests.helpers.onnx_models import IRIS_INPUT, IRIS_SAMPLES, iris_classifier, run as onnx_run
-    from tests.helpers.s3 import MotoS3
-
-    rep.step("Shared object storage: an S3 server (moto, server mode) on loopback")
-    s3 = MotoS3(work)
-    tracker.add("s3-server", s3.proc.pid, s3.stop)
-    rep.info(f"S3 endpoint {s3.url}")
-
-    rep.step("Build a small ONNX iris classifier and publish it in Triton layout (ansible-playbook)")
-    model = iris_classifier(work / "iris.onnx")
-    opts = {"endpoint": s3.endpoint, "region": s3.region, "access_key": s3.access_key, "secret_key": s3.secret_key, "bucket": "nga4m"}
-    first = playbook("publish.yml", {"demo_model_file": str(model), "demo_s3": opts}).result("Publish the iris model, version 1")
-    second = playbook("publish.yml", {"demo_model_file": str(model), "demo_s3": opts}).result("Publish the iris model, version 1")
-    rep.info(f"first run: changed={first['changed']} uploaded={first['uploaded']}")
-    rep.info(f"second run: changed={second['changed']} uploaded={second['uploaded']}")
-    rep.info(f"storageUri for KServe: {first['storage_uri']}")
-    keys = s3.keys("nga4m")
-    for key in keys:
-        rep.info(f"s3://nga4m/{key}")
-    check(first["changed"] and not second["changed"] and not second["uploaded"], "publishing is not idempotent")
-    print("\n" + first["config"])
-
-    rep.step("Read the model back from object storage and run it with onnxruntime")
-    local = work / "downloaded.onnx"
-    s3.client().fget_object("nga4m", "triton/iris/1/model.onnx", str(local))
-    outputs = onnx_run(local, {IRIS_INPUT: IRIS_SAMPLES})
-    labels = [int(v) for v in outputs[1].reshape(-1)]
-    rep.info(f"classes for {[[round(float(x), 1) for x in row] for row in IRIS_SAMPLES]}: {labels} (setosa, versicolor, virginica)")
-    check(labels == [0, 1, 2], f"unexpected classes {labels}")
-    rep.add("triton_model_repository module", "REAL", f"{len(keys)} objects in Triton layout; re-run changed=False, 0 uploads")
-    rep.add("object storage (S3 API)", "REAL", "moto S3 server (server mode) on loopback, driven by the minio SDK")
+        time.sleep(1)
+    check(bool(series), f"no {MODEL_METRIC} series with cluster=\"sc1\" reached the PC Prometheus within 90s")
+    for s in series[:6]:
+        labels = ", ".join(f'{k}="{v}"' for k, v in sorted(s["metric"].items()) if k in ("cluster", "namespace", "model_name", "job", "__name__"))
+        rep.info(f"{{{labels}}} = {s['value'][1]}")
+    others = pc.query('count by (cluster) ({__name__=~".+", cluster!=""})')
+    rep.info(f"series per cluster on the PC: { {o['metric'].get('cluster'): o['value'][1] for o in others} }")
+    rep.add("federation sc1/sc2 -> pc (Prometheus)", "REAL", f"{len(series)} model-server series on the PC with cluster=\"sc1\"")
 
 
 def main() -> int:
@@ -196,18 +379,23 @@ def main() -> int:
     if args.stop:
         return stop_leftovers()
 
-    if PIDS.exists():
-        stop_leftovers()
+    stop_leftovers()
     ensure_collection_tree()
     rep = Report()
+    ensure_system_packages(rep)
     tracker = Tracker()
     atexit.register(tracker.stop_all)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, lambda *_a: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="nga4m-demo-") as tmp:
         work = Path(tmp)
         try:
-            step_federation(rep, tracker, work)
-            step_publish(rep, tracker, work)
+            start_bed(rep, tracker)
+            services = start_services(rep, tracker, work)
+            converge(rep, services)
+            pc = start_pc_prometheus(rep, tracker, work)
+            run_pipeline(rep, services, work)
+            serve_and_infer(rep, tracker, services, work)
+            federated_metrics(rep, pc)
         finally:
             rep.step("Stopping everything the demo started")
             tracker.stop_all()
