@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,8 +39,9 @@ HELM_DOUBLE = REPO / "tests" / "doubles" / "helm_double"
 
 
 def inventory(state: Path, n_sc: int) -> dict:
+    """Hosts of the inventories/demo shape; its group_vars are copied beside this file."""
     def cluster(name: str, context: str, method: str, **extra) -> dict:
-        return {"kubeconfig": str(state / f"{context}.kubeconfig"), "context": context,
+        return {"cluster_name": name, "kubeconfig": str(state / f"{context}.kubeconfig"), "context": context,
                 "sysctl_tuning_method": method, **extra}
 
     return {
@@ -49,7 +51,9 @@ def inventory(state: Path, n_sc: int) -> dict:
                 "pc": {"vars": {"ansible_connection": "local"},
                        "hosts": {"pc1": cluster("pc1", "pc", "ssh", cluster_node_group="pc1_nodes")}},
                 "sc": {"vars": {"ansible_connection": "local"},
-                       "hosts": {f"sc{i}": cluster(f"sc{i}", f"sc{i}", "daemonset") for i in range(1, n_sc + 1)}},
+                       "hosts": {f"sc{i}": cluster(f"sc{i}", f"sc{i}", "daemonset",
+                                                   kube_prometheus_stack_federation_url=f"http://127.0.0.1:{30100 + i}")
+                                 for i in range(1, n_sc + 1)}},
                 "pc_nodes": {"children": {"pc1_nodes": {"hosts": {"pc1-node1": {
                     "ansible_connection": "local",
                     "sysctl_tuning_file": str(state / "nodes" / "pc1-node1" / "90-nga4m.conf"),
@@ -67,14 +71,16 @@ def measure(n_sc: int) -> tuple[float, float]:
         subprocess.run([str(BED), "start", "--clusters", clusters, "--state-dir", str(state)],  # noqa: S603
                        check=True, capture_output=True)
         try:
-            inv = Path(tmp) / "hosts.yml"
+            invdir = Path(tmp) / "inventory"
+            shutil.copytree(REPO / "inventories" / "demo" / "group_vars", invdir / "group_vars")
+            inv = invdir / "hosts.yml"
             inv.write_text(yaml.safe_dump(inventory(state, n_sc)))
-            env = {"HELM_DOUBLE_STATE_DIR": str(state / "helm"),
+            env = {"HELM_DOUBLE_STATE_DIR": str(state / "helm"), "NGA4M_BED_DIR": str(state),
                    "PATH": os.pathsep.join([str(HELM_DOUBLE), str(Path(sys.executable).parent), os.environ["PATH"]])}
             times = []
             for label in ("converge", "re-run"):
                 start = time.monotonic()
-                run = run_playbook(REPO / "site.yml", inventory=inv, env=env, args=["--forks", str(n_sc + 2)])
+                run = run_playbook(REPO / "site.yml", inventory=inv, env=env, args=["--forks", str(n_sc + 2), "-e", f"nga4m_demo_repo_dir={REPO}"])
                 times.append(time.monotonic() - start)
                 if run.rc != 0:
                     raise SystemExit(f"{n_sc} SC {label} failed (rc {run.rc}):\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
