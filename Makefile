@@ -54,7 +54,7 @@ unit: tree
 	$(PYTEST) tests/unit -q
 
 integration: tree
-	$(PYTEST) tests/integration -q
+	$(PYTEST) -n 2 --dist loadfile tests/integration -q
 
 molecule: tree
 	@if [ -d molecule/emulated ]; then $(BIN)/molecule test -s emulated; else echo "molecule/emulated: not present yet"; fi

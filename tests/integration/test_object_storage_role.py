@@ -65,7 +65,7 @@ def _get(s3, key):
 
 def test_check_mode_on_fresh_cluster_and_bucket(bed, s3, setup):
     inventory = bed.inventory(sc=("sc3",), name="inventory-fresh.yml")
-    extra = dict(setup["extra"], object_storage_bucket="fresh-bucket", object_storage_files=[])
+    extra = dict(setup["extra"], object_storage_bucket="fresh-bucket")  # with the data files: they go into the missing bucket
     run = bed.run("object_storage_role.yml", inventory, extra_vars=extra, check=True, diff=True)
     assert run.rc == 0, failure_text(run)
     assert not s3.client().bucket_exists("fresh-bucket")
