@@ -29,6 +29,7 @@ import argparse
 import inspect
 import json
 import os
+import subprocess
 import sys
 from typing import NamedTuple
 
@@ -159,12 +160,8 @@ def _collection_path():
     root = os.path.abspath(os.path.join(HERE, "..", ".."))  # repository root = collection root
     if not os.path.exists(os.path.join(root, "galaxy.yml")):
         raise SystemExit("set NGA4M_COLLECTION_PATH to a directory containing ansible_collections/nga4m/platform")
-    tree = os.path.join(root, ".cache", "collections")
-    link = os.path.join(tree, "ansible_collections", "nga4m", "platform")
-    if not os.path.exists(link):  # what tools/collection-tree does
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(root, link)
-    return tree
+    tool = os.path.join(root, "tools", "collection-tree")  # links the repo as ansible_collections/nga4m/platform
+    return subprocess.run([tool], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def run_local(params, pipeline_root):

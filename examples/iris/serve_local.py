@@ -168,15 +168,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     _import_collection()
-    from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import open_store  # pylint: disable=import-outside-toplevel
+    from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import open_store, open_store_from_env  # pylint: disable=import-outside-toplevel
 
     if args.local_path:
         store = open_store(local_path=args.local_path)
     else:
         if not args.endpoint:
             parser.error("--endpoint (or NGA4M_S3_ENDPOINT) is required without --local-path")
-        store = open_store(endpoint=args.endpoint, secure=None if "://" in args.endpoint else args.secure, region=args.region,
-                           bucket=args.bucket, access_key=os.environ.get("AWS_ACCESS_KEY_ID"), secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"))
+        store = open_store_from_env(args.endpoint, args.bucket, secure=args.secure, region=args.region)
     sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported
     from kserve import ModelServer  # pylint: disable=import-outside-toplevel
 

@@ -1565,11 +1565,8 @@ class ClusterStore:
                            "been modified; please apply your changes to the latest version and try again",
                            {"name": old["metadata"]["name"], "group": rt.group, "kind": rt.plural})
 
-    def update(self, rt: ResType, version: str, ns: str | None, name: str, body, req: Request,
-               subresource: str | None = None) -> dict:
-        old = self._existing(rt, ns, name)
-        new = self._check_body(rt, version, body, name)
-        self._check_rv(rt, old, new)
+    def _finish_write(self, rt: ResType, version: str, old: dict, new: dict, req: Request, subresource: str | None) -> dict:
+        """Shared end of PUT and PATCH: the status subresource rule, validation, the field manager, commit."""
         if subresource == "status":
             new = {**copy.deepcopy(old), "status": new.get("status")}
             if new["status"] is None:
@@ -1582,6 +1579,13 @@ class ClusterStore:
         self._validate(rt, new)
         manager = req.q("fieldManager") or _manager_from_agent(req.headers.get("user-agent"))
         return self._commit(rt, version, old, new, req, manager, subresource)
+
+    def update(self, rt: ResType, version: str, ns: str | None, name: str, body, req: Request,
+               subresource: str | None = None) -> dict:
+        old = self._existing(rt, ns, name)
+        new = self._check_body(rt, version, body, name)
+        self._check_rv(rt, old, new)
+        return self._finish_write(rt, version, old, new, req, subresource)
 
     def patch(self, rt: ResType, version: str, ns: str | None, name: str, req: Request,
               subresource: str | None = None) -> dict:
@@ -1615,18 +1619,7 @@ class ClusterStore:
         if isinstance(patch, dict):
             self._check_rv(rt, old, patch)
         new = self._check_body(rt, version, new, name)
-        if subresource == "status":
-            new = {**copy.deepcopy(old), "status": new.get("status")}
-            if new["status"] is None:
-                new.pop("status")
-        elif rt.status:
-            if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
-            else:
-                new.pop("status", None)
-        self._validate(rt, new)
-        manager = req.q("fieldManager") or _manager_from_agent(req.headers.get("user-agent"))
-        return self._commit(rt, version, old, new, req, manager, subresource)
+        return self._finish_write(rt, version, old, new, req, subresource)
 
     def apply(self, rt: ResType, version: str, ns: str | None, name: str, req: Request,
               subresource: str | None = None) -> dict:

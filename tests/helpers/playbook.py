@@ -14,15 +14,9 @@ COLLECTIONS = REPO / ".cache" / "collections"
 
 
 def ensure_collection_tree() -> Path:
-    """Create .cache/collections/ansible_collections/nga4m/platform -> repo."""
-    link = COLLECTIONS / "ansible_collections" / "nga4m" / "platform"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            link.symlink_to(REPO)
-        except FileExistsError:
-            pass
-    return COLLECTIONS
+    """Link the repo at .cache/collections/ansible_collections/nga4m/platform (tools/collection-tree)."""
+    out = subprocess.run([str(REPO / "tools" / "collection-tree")], capture_output=True, text=True, check=True)  # noqa: S603
+    return Path(out.stdout.strip())
 
 
 def ansible_env(extra: dict | None = None) -> dict:

@@ -27,18 +27,11 @@ def load_data(
     for entry in reversed(os.environ.get("NGA4M_COLLECTION_PATH", "").split(os.pathsep)):
         if entry and entry not in sys.path:
             sys.path.insert(0, entry)
-    from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import open_store
+    from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import open_store_from_env
 
     if not s3_endpoint:
         raise ValueError("s3_endpoint is empty: give the S3 endpoint (host:port or http(s)://host:port) as a pipeline parameter")
-    store = open_store(
-        endpoint=s3_endpoint,
-        secure=None if "://" in s3_endpoint else s3_secure,
-        region=s3_region or None,
-        bucket=bucket,
-        access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-    )
+    store = open_store_from_env(s3_endpoint, bucket, secure=s3_secure, region=s3_region)
     data = store.get(dataset_key)
     if data is None:
         raise FileNotFoundError(f"{store.uri(dataset_key)} does not exist: upload examples/iris/data/iris.csv there (the object_storage role does)")

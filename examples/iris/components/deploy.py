@@ -31,18 +31,11 @@ def publish(
         if entry and entry not in sys.path:
             sys.path.insert(0, entry)
     from ansible_collections.nga4m.platform.plugins.module_utils import triton
-    from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import open_store
+    from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import open_store_from_env
 
     if not s3_endpoint:
         raise ValueError("s3_endpoint is empty: give the S3 endpoint (host:port or http(s)://host:port) as a pipeline parameter")
-    store = open_store(
-        endpoint=s3_endpoint,
-        secure=None if "://" in s3_endpoint else s3_secure,
-        region=s3_region or None,
-        bucket=bucket,
-        access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-    )
+    store = open_store_from_env(s3_endpoint, bucket, secure=s3_secure, region=s3_region)
     options = {"max_batch_size": max_batch_size, "instance_group": [{"kind": "KIND_CPU", "count": 1}]}
     result = triton.publish(store, repository_prefix, model_name, model_version, model_path=onnx_model.path, config_options=options)
     print(f"{'published' if result['changed'] else 'already published'} {model_name} version {result['version']}"
@@ -83,7 +76,7 @@ def serve(
         if entry and entry not in sys.path:
             sys.path.insert(0, entry)
     import yaml
-    from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import join_key, open_store
+    from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import join_key, open_store_from_env
     from kubernetes import config as k8s_config
     from kubernetes import dynamic
     from kubernetes.client import exceptions as k8s_exceptions
@@ -92,14 +85,7 @@ def serve(
         raise ValueError("s3_endpoint is empty: give the S3 endpoint (host:port or http(s)://host:port) as a pipeline parameter")
     if not storage_uri.startswith("s3://"):
         raise ValueError(f"storage_uri {storage_uri!r} is not an s3:// URI")
-    store = open_store(
-        endpoint=s3_endpoint,
-        secure=None if "://" in s3_endpoint else s3_secure,
-        region=s3_region or None,
-        bucket=bucket,
-        access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-    )
+    store = open_store_from_env(s3_endpoint, bucket, secure=s3_secure, region=s3_region)
     key = join_key(kubeconfigs_prefix, target_cluster)
     raw = store.get(key)
     if raw is None:
