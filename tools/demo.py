@@ -163,11 +163,6 @@ class BedS3:
         self.secret_key = info["secret_key"]
         self.region = info["region"]
 
-    def client(self):
-        from minio import Minio  # noqa: PLC0415
-
-        return Minio(self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=False, region=self.region)
-
 
 def start_services(rep: Report, tracker: Tracker, work: Path) -> dict:
     from tests.helpers.mariadb import MariaDB
@@ -264,16 +259,11 @@ def start_pc_prometheus(rep: Report, tracker: Tracker, work: Path) -> object:
     from tests.helpers.prometheus import PrometheusServer, promtool_check_config
 
     rep.step("Primary cluster Prometheus with the federation jobs its kube-prometheus-stack release received")
+    defaults = yaml.safe_load((ROOT / "roles" / "kube_prometheus_stack" / "defaults" / "main.yml").read_text())
     key = recorded.cluster_key_for_kubeconfig(str(BED / "pc.kubeconfig"), "pc")
-    releases = [r for r in recorded.releases(str(BED / "helm")) if r.get("cluster") == key or r.get("cluster_key") == key] or \
-        recorded.releases(str(BED / "helm"))
-    jobs = None
-    for rel in releases:
-        values = rel.get("values") or {}
-        spec = ((values.get("prometheus") or {}).get("prometheusSpec") or {})
-        if spec.get("additionalScrapeConfigs"):
-            jobs = spec["additionalScrapeConfigs"]
-            break
+    release = recorded.release(str(BED / "helm"), key, defaults["kube_prometheus_stack_namespace"],
+                               defaults["kube_prometheus_stack_release_name"])
+    jobs = release["values"].get("prometheus", {}).get("prometheusSpec", {}).get("additionalScrapeConfigs")
     check(bool(jobs), "no helm release with prometheus.prometheusSpec.additionalScrapeConfigs was recorded for the PC")
     for job in jobs:
         rep.info(f"{job['job_name']}: {job['static_configs'][0]['targets']} match[]={job['params']['match[]']}")
