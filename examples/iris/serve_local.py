@@ -168,7 +168,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     _import_collection()
-    from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import open_store, open_store_from_env  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import open_store, open_store_from_env
 
     if args.local_path:
         store = open_store(local_path=args.local_path)

@@ -520,6 +520,8 @@ def open_store(local_path=None, **options):
     if not options.get("bucket"):
         raise NGA4MError("no destination: set local_path, or bucket and endpoint (with access_key and secret_key) for S3 storage")
     return S3Store.from_options(**options)
+
+
 def open_store_from_env(endpoint, bucket, secure=False, region=None, environ=None):
     """An ``S3Store`` whose credentials come from ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``.
 
@@ -535,5 +537,3 @@ def open_store_from_env(endpoint, bucket, secure=False, region=None, environ=Non
         access_key=env.get("AWS_ACCESS_KEY_ID"),
         secret_key=env.get("AWS_SECRET_ACCESS_KEY"),
     )
-
-
