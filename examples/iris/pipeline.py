@@ -94,7 +94,7 @@ def build_pipeline(train_image=DEFAULT_TRAIN_IMAGE, publish_image=DEFAULT_PUBLIS
         target_cluster: str = "sc1",
         namespace: str = "models",
         isvc_name: str = "iris",
-        runtime: str = "kserve-tritonserver",
+        runtime: str = "nga4m-tritonserver",
         model_format: str = "triton",
         service_account: str = "kserve-models",
         ready_timeout: int = 600,

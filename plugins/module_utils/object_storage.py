@@ -428,6 +428,7 @@ class S3Store:
             self._bucket_missing = True
         else:
             self._call(f"creation of bucket {self.bucket!r}", self.client.make_bucket, self.bucket, self.region)
+            self._bucket_missing = False
         return True
 
     def stat(self, key):

@@ -676,11 +676,11 @@ def publish(store, prefix, model_name, version, model_path=None, config_options=
     config, text = prepare_config(model_name, info, config_options)
     result.update(config=text, config_dict=config, sha256=info.sha256)
 
-    # nothing was written so far; from here on the store is touched
-    prepare_args = {"check_mode": check_mode}
-    if create_bucket is not None:
-        prepare_args["create"] = bool(create_bucket)
-    if store.prepare(**prepare_args):
+    # The plan is made read-only (a missing bucket or directory is only noted), the model
+    # checked, and only then is anything created or written.
+    prepare_args = {} if create_bucket is None else {"create": bool(create_bucket)}
+    create_store = store.prepare(check_mode=True, **prepare_args)
+    if create_store:
         result["plan"].append({"action": "create", "key": "", "reason": f"{store.describe()} does not exist"})
 
     remote = store.stat(model_key)
@@ -702,6 +702,8 @@ def publish(store, prefix, model_name, version, model_path=None, config_options=
         check_onnx(info.path)  # the whole model is checked before it is written (or would be, in check mode)
     if check_mode:
         return result
+    if create_store:
+        store.prepare(**prepare_args)
     uploads = [step for step in result["plan"] if step["action"] == "upload"]
     try:
         for step in uploads:  # model first, config.pbtxt last (plan order)

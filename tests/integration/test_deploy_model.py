@@ -117,7 +117,7 @@ def test_publishes_and_deploys_on_the_target_only(bed, s3, deployed):
     assert predictor["serviceAccountName"] == "kserve-models"
     assert predictor["minReplicas"] == 1
     assert predictor["annotations"]["nga4m.io/triton-model-version"] == "1"
-    assert predictor["model"] == {"modelFormat": {"name": "triton"}, "runtime": "kserve-tritonserver",
+    assert predictor["model"] == {"modelFormat": {"name": "triton"}, "runtime": "nga4m-tritonserver",
                                   "protocolVersion": "v2", "storageUri": f"s3://{BUCKET}/{PREFIX}"}
     managers = {m["manager"] for m in isvc["metadata"]["managedFields"]}
     assert "nga4m" in managers

@@ -1,18 +1,12 @@
 """The iris example pipeline end to end, with the KFP local runner (``kfp.local.SubprocessRunner``).
 
-Started by this module (each stopped in teardown):
-
-* a real S3 server (``moto_server``, tests/helpers/s3.py) holding the bucket ``nga4m``
-  with the data set at ``datasets/iris/iris.csv`` and SC1's deployer kubeconfig at
-  ``kubeconfigs/sc1`` (what the object_storage role writes);
-* the Kubernetes API test double (tests/doubles/kubeapi_double.py) as cluster ``sc1``,
-  with the KServe CRDs of tests/fixtures/kserve_crds.yml, the ``models`` namespace and a
-  ``model-deployer`` ServiceAccount whose TokenRequest token the deployer kubeconfig
-  carries. The double's emulated KServe controller marks InferenceServices Ready;
-* a real ``mlflow server`` (SQLite backend store, artifacts proxied to the moto bucket);
-* after the pipeline: ``examples/iris/serve_local.py`` (kserve ModelServer + onnxruntime)
-  over the published Triton repository, queried with ``examples/iris/infer.py``
-  (plain JSON and ``tritonclient.http`` binary).
+Started by this module through ``tests/helpers/iris_bed.IrisBed`` (each stopped in teardown):
+a real S3 server (moto) with the data set and SC1's deployer kubeconfig, the Kubernetes
+API test double as cluster ``sc1`` (its emulated KServe controller marks
+InferenceServices Ready) and a real ``mlflow server``; after the pipeline,
+``examples/iris/serve_local.py`` (kserve ModelServer + onnxruntime) over the published
+Triton repository, queried with ``examples/iris/infer.py`` (plain JSON and
+``tritonclient.http`` binary).
 
 The pipeline runs once (``pipeline.py --run-local`` in a subprocess, module fixture);
 the tests assert on what it left behind.
@@ -21,137 +15,44 @@ the tests assert on what it left behind.
 from __future__ import annotations
 
 import csv
-import io
 import json
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from tests.helpers.playbook import ensure_collection_tree
-from tests.helpers.procs import ManagedProcess, free_port, wait_http
-from tests.helpers.s3 import MotoS3
+from tests.helpers.iris_bed import BUCKET, IRIS, MODEL, NAMESPACE, PREFIX, IrisBed
+from tests.helpers.iris_bed import SERVICE_ACCOUNT as SA
+from tests.helpers.procs import free_port
 
-REPO = Path(__file__).resolve().parents[2]
-IRIS = REPO / "examples" / "iris"
-BUCKET = "nga4m"
-DATASET_KEY = "datasets/iris/iris.csv"
-PREFIX = "models/triton"
-MODEL = "iris"
-NAMESPACE = "models"
-SA = "kserve-models"
-RUNTIME = "kserve-tritonserver"
+RUNTIME = "nga4m-tritonserver"
 CLASS_NAMES = ["setosa", "versicolor", "virginica"]
-PIPELINE_TIMEOUT = 1500
 
 sys.path.insert(0, str(IRIS))
 import infer  # noqa: E402  (examples/iris/infer.py)
 
 
-def _wait_file(path: Path, proc, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited early ({proc.returncode}) before writing {path}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{path} not written within {timeout}s")
-        time.sleep(0.1)
-
-
-def _deployer_kubeconfig(admin_kubeconfig: Path) -> tuple[dict, object]:
-    """Prepare SC1 as the kserve and object_storage roles would; return (deployer kubeconfig, admin api client)."""
-    from kubernetes import config as k8s_config  # noqa: PLC0415
-    from kubernetes import dynamic, utils  # noqa: PLC0415
-    from kubernetes.client import CoreV1Api  # noqa: PLC0415
-
-    api = k8s_config.new_client_from_config(str(admin_kubeconfig))
-    utils.create_from_yaml(api, str(REPO / "tests" / "fixtures" / "kserve_crds.yml"))
-    core = CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": NAMESPACE}})
-    core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": "model-deployer"}})
-    core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": SA}, "secrets": [{"name": "kserve-s3"}]})
-    token = core.create_namespaced_service_account_token(
-        "model-deployer", NAMESPACE, {"spec": {"audiences": [], "expirationSeconds": 3600}}
-    ).status.token
-    dynamic.DynamicClient(api).resources.get(api_version="serving.kserve.io/v1beta1", kind="InferenceService")  # CRD served
-    server = yaml.safe_load(admin_kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "sc1", "cluster": {"server": server}}],
-        "users": [{"name": "model-deployer", "user": {"token": token}}],
-        "contexts": [{"name": "sc1-deployer", "context": {"cluster": "sc1", "user": "model-deployer", "namespace": NAMESPACE}}],
-        "current-context": "sc1-deployer",
-    }
-    return kubeconfig, api
-
-
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
     work = tmp_path_factory.mktemp("iris-pipeline")
-    started: list = []
-    timings: dict = {}
+    t0 = time.monotonic()
+    iris = IrisBed(work, mlflow=True)
     try:
-        t0 = time.monotonic()
-        s3 = MotoS3(work)
-        started.append(s3)
-        client = s3.client()
-        client.make_bucket(BUCKET)
-        client.fput_object(BUCKET, DATASET_KEY, str(IRIS / "data" / "iris.csv"), content_type="text/csv")
-
-        state = work / "kube"
-        kube = ManagedProcess([sys.executable, REPO / "tests" / "doubles" / "kubeapi_double.py", "--state-dir", state, "--cluster", "sc1"],
-                              log_path=work / "kubeapi.log", env={"TMPDIR": str(work)})
-        started.append(kube)
-        _wait_file(state / "clusters.json", kube.proc)
-        deployer, admin_api = _deployer_kubeconfig(state / "sc1.kubeconfig")
-        data = yaml.safe_dump(deployer).encode()
-        client.put_object(BUCKET, "kubeconfigs/sc1", io.BytesIO(data), len(data))
-
-        mlflow_port = free_port()
-        s3_env = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_DEFAULT_REGION": s3.region}
-        mlflow = ManagedProcess(
-            [Path(sys.executable).parent / "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}", "--artifacts-destination", f"s3://{BUCKET}/mlflow"],
-            log_path=work / "mlflow.log", env={**s3_env, "MLFLOW_S3_ENDPOINT_URL": s3.url}, cwd=work,
-        )
-        started.append(mlflow)
-        mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
-        try:
-            wait_http(f"{mlflow_uri}/health", timeout=300, proc=mlflow.proc)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}\n--- mlflow log ---\n{mlflow.log_text()[-4000:]}") from exc
-        timings["services"] = time.monotonic() - t0
-
+        timings = {"services": time.monotonic() - t0}
         summary_file = work / "summary.json"
-        env = {
-            **os.environ,
-            **s3_env,
-            "NGA4M_COLLECTION_PATH": str(ensure_collection_tree()),
-            "KERAS_BACKEND": "tensorflow",
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-            "TMPDIR": str(work),
-        }
-        argv = [sys.executable, IRIS / "pipeline.py", "--run-local", "--pipeline-root", work / "kfp-root", "--summary", summary_file,
-                "--s3-endpoint", s3.endpoint, "--bucket", BUCKET, "--mlflow-tracking-uri", mlflow_uri, "--target-cluster", "sc1",
-                "--ready-timeout", "120"]
         t1 = time.monotonic()
-        run = subprocess.run([str(a) for a in argv], env=env, cwd=work, capture_output=True, text=True, timeout=PIPELINE_TIMEOUT, check=False)
+        run = iris.run_pipeline(summary_file)
         timings["pipeline"] = time.monotonic() - t1
         (work / "pipeline.log").write_text(run.stdout + "\n--- stderr ---\n" + run.stderr)
         assert run.returncode == 0, f"pipeline failed ({run.returncode}):\n{run.stdout[-8000:]}\n--- stderr ---\n{run.stderr[-4000:]}"
         summary = json.loads(summary_file.read_text())
         print(f"\niris pipeline timings (s): { {k: round(v, 1) for k, v in timings.items()} }")
-        yield {"work": work, "s3": s3, "admin_api": admin_api, "mlflow_uri": mlflow_uri, "summary": summary, "env": env,
-               "stdout": run.stdout, "timings": timings, "started": started}
+        yield {"work": work, "iris": iris, "s3": iris.s3, "admin_api": iris.admin_api, "mlflow_uri": iris.mlflow_uri,
+               "summary": summary, "env": iris.env, "stdout": run.stdout, "timings": timings}
     finally:
-        for proc in reversed(started):
-            proc.stop()
+        iris.stop()
 
 
 @pytest.fixture(scope="module")
@@ -165,18 +66,9 @@ def store(bed):
 def v2_server(bed):
     """examples/iris/serve_local.py over the published repository (kserve ModelServer + onnxruntime)."""
     port = free_port()
-    server = ManagedProcess(
-        [sys.executable, IRIS / "serve_local.py", "--endpoint", bed["s3"].endpoint, "--bucket", BUCKET, "--prefix", PREFIX,
-         "--model", MODEL, "--http-port", str(port)],
-        log_path=bed["work"] / "serve_local.log", env=bed["env"],
-    )
+    server = bed["iris"].serve_local(port)
     try:
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_http(f"{url}/v2/health/ready", timeout=120, proc=server.proc)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}\n--- serve_local log ---\n{server.log_text()[-4000:]}") from exc
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
 

@@ -127,3 +127,23 @@ def test_adding_an_sc_adds_exactly_its_job(bed, first_run):
     # Only the new SC's release and the PC's release changed.
     changed = {h: s["changed"] for h, s in run.stats.items() if s["changed"]}
     assert set(changed) == {"pc1", "sc3"}, changed
+
+
+def test_teardown_keeps_the_admin_secret_and_a_reinstall_reuses_it(bed, first_run):
+    """Teardown without delete_data: release and dashboard gone, the Grafana admin Secret kept; a reinstall reuses it."""
+    inv, _run = first_run
+    password = _grafana_password(bed)
+    teardown = {"teardown_roles": ["kube_prometheus_stack"], "teardown_hosts": "pc"}
+    run = bed.run("platform_teardown.yml", inv, extra_vars=teardown)
+    assert run.rc == 0, failure_text(run)
+    with pytest.raises(KeyError):
+        bed.release("pc1", NS, RELEASE)
+    assert bed.get("pc1", "v1", "ConfigMap", "nga4m-served-models", NS) is None
+    assert _grafana_password(bed) == password
+    again = bed.run("platform_teardown.yml", inv, extra_vars=teardown)
+    assert again.rc == 0, failure_text(again)
+    assert again.changed_total() == 0, failure_text(again)
+    reinstall = bed.run("kube_prometheus_stack_role.yml", inv)
+    assert reinstall.rc == 0, failure_text(reinstall)
+    assert _grafana_password(bed) == password
+    assert bed.release("pc1", NS, RELEASE)["values"]["grafana"]["admin"]["existingSecret"] == "grafana-admin"

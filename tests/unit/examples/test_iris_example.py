@@ -45,7 +45,7 @@ def test_compiled_pipeline_spec(compiled):
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert "defaultValue" not in params["s3_endpoint"]  # required
     assert params["dataset_key"]["defaultValue"] == "datasets/iris/iris.csv"
-    assert params["runtime"]["defaultValue"] == "kserve-tritonserver"
+    assert params["runtime"]["defaultValue"] == "nga4m-tritonserver"
     images = {name: ex["container"]["image"] for name, ex in spec["deploymentSpec"]["executors"].items()}
     assert images == {"exec-load-data": "reg.example/p:1", "exec-publish": "reg.example/p:1", "exec-serve": "reg.example/p:1",
                       "exec-preprocess": "reg.example/t:1", "exec-build-model": "reg.example/t:1", "exec-train": "reg.example/t:1",
