@@ -14,7 +14,7 @@ export ANSIBLE_PYTHON_INTERPRETER := $(PY)
 export PATH := $(BIN):$(PATH)
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help venv tree lint yamllint ansible-lint argspecs sanity unit integration molecule collection test demo demo-stop bench build clean
+.PHONY: help system venv tree lint yamllint ansible-lint argspecs sanity unit integration molecule collection test demo demo-stop bench build clean
 
 help:
 	@echo "make demo       run the platform flow on local stand-ins (embedded default)"
@@ -22,7 +22,11 @@ help:
 	@echo "make bench      benchmarks (print ratios)"
 	@echo "make build      build the collection tarball"
 
-$(STAMP): requirements.txt requirements-test.txt
+# System packages (prometheus, mariadb-server, rsync, python3-venv) when missing; kubectl checked.
+system:
+	@tools/bootstrap
+
+$(STAMP): requirements.txt requirements-test.txt | system
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
