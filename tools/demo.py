@@ -48,6 +48,15 @@ BUCKET = "nga4m"
 PREFIX = "models/triton"
 MODEL_METRIC = "request_predict_seconds_count"
 NEEDED = {"prometheus": "prometheus", "promtool": "prometheus", "mariadbd": "mariadb-server"}
+KUBECTL_HELP = """kubectl is not on PATH. tools/bed seeds the emulated clusters with `kubectl apply` and the demo
+inventory builds the kubeflow manifests with kubectl's built-in kustomize (kubeflow_kustomize_source: kubectl).
+Debian bookworm has no kubectl package; install the upstream binary (checksum verified), for example:
+  v=v1.34.2; arch=$(dpkg --print-architecture)
+  curl -fsSLO "https://dl.k8s.io/release/$v/bin/linux/$arch/kubectl"
+  curl -fsSL "https://dl.k8s.io/release/$v/bin/linux/$arch/kubectl.sha256" | sed 's|$|  kubectl|' | sha256sum -c -
+  sudo install -m 0755 kubectl /usr/local/bin/kubectl
+or add the Kubernetes apt repository (https://pkgs.k8s.io, see https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/)
+and `sudo apt-get install kubectl`. Then run `make demo` again."""
 
 
 # --------------------------------------------------------------------------- bookkeeping
@@ -59,10 +68,19 @@ class Tracker:
         STATE.mkdir(exist_ok=True)
 
     def add(self, name: str, pid: int | None, stop) -> None:
+        """Remember ``stop`` for ``name``; ``pid`` (a process group id) also goes to pids.json for --stop."""
         self.stoppers.append((name, stop))
         if pid:
             pids = json.loads(PIDS.read_text()) if PIDS.exists() else {}
             pids[name] = pid
+            PIDS.write_text(json.dumps(pids))
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` (already stopped) from the stoppers and pids.json."""
+        self.stoppers = [(n, stop) for n, stop in self.stoppers if n != name]
+        if PIDS.exists():
+            pids = json.loads(PIDS.read_text())
+            pids.pop(name, None)
             PIDS.write_text(json.dumps(pids))
 
     def stop_all(self) -> None:
@@ -73,6 +91,36 @@ class Tracker:
             except Exception as exc:  # noqa: BLE001 - keep stopping the rest
                 print(f"  ! could not stop {name}: {exc}")
         PIDS.unlink(missing_ok=True)
+
+
+def start_group(tracker: Tracker, name: str, argv: list, **popen_kwargs) -> subprocess.Popen:
+    """Start ``argv`` in its own session (process group id == pid) and register the group with ``tracker``."""
+    proc = subprocess.Popen([str(a) for a in argv], start_new_session=True, **popen_kwargs)  # noqa: S603 - argv built here
+    tracker.add(name, proc.pid, lambda: stop_group(proc))
+    return proc
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM the process group of ``proc`` (it and what it started), SIGKILL what is left after ``timeout``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break  # the whole group is gone
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc.poll()
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            continue
+        break
+    proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
 
 
 def bed_stop() -> None:
@@ -105,6 +153,24 @@ class Report:
     def __init__(self):
         self.rows: list[tuple[str, str, str]] = []
         self.t0 = time.monotonic()
+        self.stage: str | None = None  # the part of the demo running now, named in the summary if it fails
+
+    def begin(self, stage: str | None) -> None:
+        self.stage = stage
+
+    def failed(self, exc: BaseException) -> None:
+        """Add the running stage to the summary as FAILED (or INTERRUPTED) with the first line of the reason."""
+        if self.stage is None:
+            return
+        if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, SystemExit) and exc.code in (130, 143)):
+            how, reason = "INTERRUPTED", "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+        elif isinstance(exc, SystemExit):
+            how, reason = "FAILED", str(exc.code).strip().removeprefix("demo failed: ")
+        else:
+            how, reason = "FAILED", f"{type(exc).__name__}: {exc}"
+        reason = (reason.splitlines() or [""])[0]
+        self.add(self.stage, how, reason[:150] + ("..." if len(reason) > 150 else "") + "; the later steps did not run")
+        self.stage = None
 
     def step(self, title: str) -> None:
         print(f"\n[{time.monotonic() - self.t0:6.1f}s] == {title}", flush=True)
@@ -127,6 +193,8 @@ class Report:
         print("           onnxruntime, the kserve v2 model server, the S3 API of a moto server, ansible-playbook and our modules).")
         print("EMULATED = a test double named as one: the Kubernetes API of pc/sc1/sc2 (tests/doubles/kubeapi_double.py) and")
         print("           helm (tests/doubles/helm_double); charts are not rendered, pods do not run.")
+        if any(how in ("FAILED", "INTERRUPTED") for _part, how, _outcome in self.rows):
+            print("FAILED / INTERRUPTED = the step that stopped the demo (details around this summary); the rows above it completed.")
 
 
 def fail(message: str):
@@ -139,6 +207,11 @@ def check(cond: bool, message: str) -> None:
 
 
 # --------------------------------------------------------------------------- steps
+def ensure_kubectl() -> None:
+    if not shutil.which("kubectl"):
+        fail(KUBECTL_HELP)
+
+
 def ensure_system_packages(rep: Report) -> None:
     missing = sorted({pkg for exe, pkg in NEEDED.items() if not (shutil.which(exe) or Path(f"/usr/sbin/{exe}").exists())})
     if not missing:
@@ -281,7 +354,7 @@ def start_pc_prometheus(rep: Report, tracker: Tracker, work: Path) -> object:
     return pc
 
 
-def run_pipeline(rep: Report, services: dict, work: Path) -> dict:
+def run_pipeline(rep: Report, tracker: Tracker, services: dict, work: Path) -> dict:
     rep.step("Iris pipeline with the KFP local runner: data -> preprocess -> Keras -> train -> ONNX -> publish -> serve on sc1")
     s3 = services["s3"]
     summary_file = work / "pipeline-summary.json"
@@ -291,7 +364,8 @@ def run_pipeline(rep: Report, services: dict, work: Path) -> dict:
             "--s3-endpoint", s3.endpoint, "--bucket", BUCKET, "--mlflow-tracking-uri", services["mlflow_uri"], "--target-cluster", "sc1",
             "--ready-timeout", "120"]
     t0 = time.monotonic()
-    proc = subprocess.Popen([str(a) for a in argv], env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Own process group, tracked: SIGTERM / `make demo-stop` also stop the runner and the step processes it started.
+    proc = start_group(tracker, "pipeline", argv, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = []
     seen_tasks: list = []
     for line in proc.stdout:
@@ -302,6 +376,8 @@ def run_pipeline(rep: Report, services: dict, work: Path) -> dict:
             rep.info(f"step {len(seen_tasks)}: {match.group(1)} ({time.monotonic() - t0:.0f}s)")
     proc.wait()
     took = time.monotonic() - t0
+    stop_group(proc)  # anything the runner left behind in its group
+    tracker.forget("pipeline")
     if proc.returncode != 0:
         print("".join(log[-200:]))
         fail(f"the pipeline exited {proc.returncode}")
@@ -369,6 +445,7 @@ def main() -> int:
     if args.stop:
         return stop_leftovers()
 
+    ensure_kubectl()
     stop_leftovers()
     ensure_collection_tree()
     rep = Report()
@@ -379,17 +456,28 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="nga4m-demo-") as tmp:
         work = Path(tmp)
         try:
+            rep.begin("emulated clusters pc, sc1, sc2 (tools/bed)")
             start_bed(rep, tracker)
+            rep.begin("S3 server, MLflow + MariaDB, SC Prometheus")
             services = start_services(rep, tracker, work)
+            rep.begin("site.yml on pc, sc1, sc2")
             converge(rep, services)
+            rep.begin("PC Prometheus with the federation jobs")
             pc = start_pc_prometheus(rep, tracker, work)
-            run_pipeline(rep, services, work)
+            rep.begin("KFP pipeline (local runner), TensorFlow, tf2onnx")
+            run_pipeline(rep, tracker, services, work)
+            rep.begin("v2 inference (REST JSON + tritonclient binary)")
             serve_and_infer(rep, tracker, services, work)
+            rep.begin("federation sc1/sc2 -> pc (Prometheus)")
             federated_metrics(rep, pc)
+            rep.begin(None)
+        except BaseException as exc:
+            rep.failed(exc)  # the summary below then shows what ran and which step failed
+            raise
         finally:
             rep.step("Stopping everything the demo started")
             tracker.stop_all()
-    rep.summary()
+            rep.summary()
     return 0
 
 
