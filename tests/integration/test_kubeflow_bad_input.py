@@ -41,6 +41,17 @@ CASES = [
      "missing required arguments: username"),
     ("dashboard_link_not_a_path", {"kubeflow_dashboard_link": {"link": "mlflow/", "text": "MLflow"}},
      "must be a path starting with '/'"),
+    # plain wrong types, refused by the argument spec
+    ("retries_not_int", {"kubeflow_apply_retries": "two"},
+     "argument 'kubeflow_apply_retries' is of type str and we were unable to convert to int"),
+    ("poddefault_enabled_not_bool", {"kubeflow_poddefault_enabled": "maybe"},
+     "argument 'kubeflow_poddefault_enabled' is of type str and we were unable to convert to bool"),
+    ("dashboard_link_not_dict", {"kubeflow_dashboard_link": ["/mlflow/", "MLflow"]},
+     "argument 'kubeflow_dashboard_link' is of type list and we were unable to convert to dict"),
+    ("components_not_list", {"kubeflow_components": {"example": True}},
+     "argument 'kubeflow_components' is of type dict and we were unable to convert to list"),
+    ("wait_deployments_not_dicts", {"kubeflow_wait_deployments": "ml-pipeline"},
+     "Elements value for option 'kubeflow_wait_deployments' is of type str and we were unable to convert to dict"),
 ]
 
 

@@ -37,6 +37,16 @@ CASES = [
     ("unserved_virtualservice_version", "pc1", {"mlflow_virtualservice_api_version": "networking.istio.io/v2"},
      "does not serve networking.istio.io/v2 VirtualServices"),
     ("no_istio", "noistio", {}, "CRD virtualservices.networking.istio.io is missing"),
+    # plain wrong types, refused by the argument spec
+    ("replicas_not_int", "pc1", {"mlflow_replicas": "two"}, "argument 'mlflow_replicas' is of type str and we were unable to convert to int"),
+    ("mysql_enabled_not_bool", "pc1", {"mlflow_mysql_enabled": "maybe"},
+     "argument 'mlflow_mysql_enabled' is of type str and we were unable to convert to bool"),
+    ("resources_not_dict", "pc1", {"mlflow_resources": ["cpu=1"]},
+     "argument 'mlflow_resources' is of type list and we were unable to convert to dict"),
+    ("allowed_hosts_not_list", "pc1", {"mlflow_allowed_hosts": {"host": "kubeflow.example.com"}},
+     "argument 'mlflow_allowed_hosts' is of type dict and we were unable to convert to list"),
+    ("pull_secrets_not_dicts", "pc1", {"mlflow_image_pull_secrets": "regcred"},
+     "Elements value for option 'mlflow_image_pull_secrets' is of type str and we were unable to convert to dict"),
 ]
 
 
