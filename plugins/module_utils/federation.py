@@ -56,6 +56,8 @@ CLUSTER_KEYS = frozenset(
     )
 )
 SECRET_FIELDS = ("password", "bearer_token")
+SECRET_FILE_MODE = "0600"
+"""Mode of ``dest`` when the rendered content holds an inline secret and no ``mode`` was given."""
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -523,6 +525,15 @@ def render_scrape_configs(
 def has_inline_secrets(clusters):
     """Whether any cluster carries an inline password or bearer token (not a *_file)."""
     return any(isinstance(c, dict) and any(_given(c.get(key)) for key in SECRET_FIELDS) for c in clusters or [])
+
+
+def dest_file_mode(clusters, mode=None):
+    """The mode to give the written file: ``mode`` when set, else ``SECRET_FILE_MODE`` when a
+    cluster carries an inline secret (the file then holds it in clear text), else ``None``
+    (the umask default)."""
+    if mode is not None:
+        return mode
+    return SECRET_FILE_MODE if has_inline_secrets(clusters) else None
 
 
 def build_document(scrape_configs, fmt="helm_values"):

@@ -98,7 +98,8 @@ options:
       password:
         description:
           - Basic auth password, inline. Prefer O(clusters[].password_file).
-          - Ansible masks this value in the module's returned values; the file written to O(dest) holds it in clear text.
+          - Ansible masks this value in the module's returned values; the file written to O(dest) holds it in clear text
+            and gets mode V(0600) unless O(mode) is given.
         type: str
       password_file:
         description:
@@ -108,7 +109,8 @@ options:
       bearer_token:
         description:
           - Bearer token, inline (rendered as C(authorization.credentials)). Prefer O(clusters[].credentials_file).
-          - Ansible masks this value in the module's returned values; the file written to O(dest) holds it in clear text.
+          - Ansible masks this value in the module's returned values; the file written to O(dest) holds it in clear text
+            and gets mode V(0600) unless O(mode) is given.
         type: str
       credentials_file:
         description:
@@ -154,6 +156,9 @@ options:
     description:
       - Write the rendered configuration to this file on the controller, in O(format).
       - The file is replaced atomically and only when its content changes. Its directory must exist.
+      - When a cluster carries an inline O(clusters[].password) or O(clusters[].bearer_token), the file holds it in
+        clear text, so unless O(mode) is given the file mode defaults to V(0600) (an existing file is tightened to it,
+        which reports a change). Otherwise, without O(mode), a new file gets the umask default.
     type: path
   format:
     description:
@@ -339,6 +344,8 @@ from ansible_collections.nga4m.platform.plugins.module_utils.federation import (
     DEFAULT_SECRET_NAMESPACE,
     FORMATS,
     SCHEMES,
+    SECRET_FILE_MODE,
+    dest_file_mode,
     has_inline_secrets,
     render_file_text,
     render_scrape_configs,
@@ -400,17 +407,29 @@ def _read(path):
         raise NGA4MError(f"dest: cannot read {path}: {to_native(err)}; check the path and its permissions") from None
 
 
-def _write_atomically(module, path, content):
+def _write_atomically(module, path, content, private=False):
+    """Replace ``path`` with ``content``; ``private``: the new content is never readable by group or others."""
     directory = os.path.dirname(path) or "."
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".prometheus_federation.", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=".prometheus_federation.", dir=directory)  # created 0600
     except OSError as err:
         raise NGA4MError(f"dest: cannot create a file in {directory}: {to_native(err)}; check that it exists and is writable") from None
+    umask = None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
+        if private:
+            # atomic_move gives the temporary file the mode of an existing dest (tighten that first) and
+            # a new dest the umask's mode (mask group and others): no moment with the secret world-readable.
+            if os.path.exists(path):
+                os.chmod(path, int(SECRET_FILE_MODE, 8))
+            umask = os.umask(0o077)
         module.atomic_move(tmp, path, unsafe_writes=module.params["unsafe_writes"])
+    except OSError as err:
+        raise NGA4MError(f"dest: cannot write {path}: {to_native(err)}; check the path and its permissions") from None
     finally:
+        if umask is not None:
+            os.umask(umask)
         if os.path.exists(tmp):
             os.unlink(tmp)
 
@@ -450,15 +469,19 @@ def main():
             if not os.path.isdir(directory):
                 raise NGA4MError(f"dest: directory {directory} does not exist; create it first (ansible.builtin.file state=directory)")
             after = render_file_text(jobs, params["format"], list_text)
+            # Inline secrets are written in clear text: without an explicit mode the file gets 0600.
+            mode = dest_file_mode(params["clusters"], params["mode"])
+            private = params["mode"] is None and mode == SECRET_FILE_MODE
             before = _read(dest)
             if before != after:
                 result["changed"] = True
                 if not module.check_mode:
-                    _write_atomically(module, dest, after)
+                    _write_atomically(module, dest, after, private=private)
             if module._diff:
                 result["diff"] = dict(before=before or "", after=after, before_header=dest, after_header=dest)
             if os.path.exists(dest) or not module.check_mode:
                 file_args = module.load_file_common_arguments(params, path=dest)
+                file_args["mode"] = mode
                 result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
     except NGA4MError as err:
         module.fail_json(msg=str(err))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from tests.helpers import onnx_models
 from tests.helpers.playbook import REPO
 
 BIN = Path(sys.executable).parent
@@ -54,3 +58,53 @@ def test_build_and_install_tarball(tmp_path):
     )
     env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
     _run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)], env=env, cwd=str(tmp_path))
+
+    _publish_from_installed_collection(tmp_path, env)
+
+
+def _publish_from_installed_collection(tmp_path, env):
+    """triton_model_repository by FQCN from the tarball: publish a tiny ONNX model to a local directory, twice."""
+    model = onnx_models.iris_classifier(tmp_path / "iris.onnx")
+    repo = tmp_path / "model-repository"  # does not exist yet: the module creates it
+    results = tmp_path / "publish-results.json"
+    publish = {
+        "nga4m.platform.triton_model_repository": {
+            "name": "iris",
+            "version": 1,
+            "model_file": str(model),
+            "local_path": str(repo),
+            "max_batch_size": 8,
+        }
+    }
+    play = [
+        {
+            "name": "Publish with the installed collection",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {"name": "Publish the model", **publish, "register": "first"},
+                {"name": "Publish the same model again", **publish, "register": "second"},
+                {
+                    "name": "Record both results",
+                    "ansible.builtin.copy": {
+                        "content": "{{ {'first': first, 'second': second} | to_json }}",
+                        "dest": str(results),
+                        "mode": "0644",
+                    },
+                },
+            ],
+        }
+    ]
+    playbook = tmp_path / "publish.yml"
+    playbook.write_text("---\n" + yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
+    _run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)], env=env, cwd=str(tmp_path))
+
+    runs = json.loads(results.read_text(encoding="utf-8"))
+    first, second = runs["first"], runs["second"]
+    assert first["changed"] is True, first
+    assert first["uploaded"] == ["iris/1/model.onnx", "iris/config.pbtxt"], first
+    assert (repo / "iris" / "1" / "model.onnx").read_bytes() == model.read_bytes()
+    config = (repo / "iris" / "config.pbtxt").read_text(encoding="utf-8")
+    assert config == first["config"] and 'platform: "onnxruntime_onnx"' in config and "max_batch_size: 8" in config
+    assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()) == ["iris/1/model.onnx", "iris/config.pbtxt"]
+    assert second["changed"] is False and second["uploaded"] == [] and second["plan"] == [], second

@@ -7,8 +7,15 @@ All models pass ``onnx.checker`` and run in onnxruntime:
   a linear layer + softmax with hand-set weights that separate the iris classes
   by petal size. ``batch=None`` gives a dynamic batch dimension, an int a fixed one.
 * ``fixed_batch_classifier(path)`` - the same with batch dimension fixed to 1.
+* ``retrained_iris_classifier(path)`` - the same graph (same inputs/outputs, so the
+  same config.pbtxt) with other weights: a changed model file for update tests.
 * ``large_model(path, size_mb=50)`` - a valid model carrying a ~size_mb MB
   float32 initializer (random, incompressible) for upload benchmarks.
+
+The one exception, for bad-input tests: ``undefined_input_model(path)`` is
+well-formed protobuf with typed graph inputs/outputs (what a quick read of the
+graph's interface sees) but a node reading a tensor nothing defines, so
+``onnx.checker`` rejects it. It is saved without the checker.
 """
 
 from __future__ import annotations
@@ -44,9 +51,11 @@ def _save(model, path) -> Path:
     return path
 
 
-def iris_classifier(path, batch: int | str | None = None, input_name: str = IRIS_INPUT) -> Path:
+def iris_classifier(path, batch: int | str | None = None, input_name: str = IRIS_INPUT, weights=None, bias=None) -> Path:
     """Iris-like classifier: ``input`` [batch, 4] FP32 -> ``probabilities`` [batch, 3], ``label`` [batch, 1] INT64."""
     dim = batch if batch is not None else "batch"
+    weights = IRIS_WEIGHTS if weights is None else np.asarray(weights, dtype=np.float32)
+    bias = IRIS_BIAS if bias is None else np.asarray(bias, dtype=np.float32)
     graph = helper.make_graph(
         nodes=[
             helper.make_node("MatMul", [input_name, "W"], ["logits_raw"]),
@@ -60,11 +69,37 @@ def iris_classifier(path, batch: int | str | None = None, input_name: str = IRIS
             helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [dim, 3]),
             helper.make_tensor_value_info("label", TensorProto.INT64, [dim, 1]),
         ],
-        initializer=[numpy_helper.from_array(IRIS_WEIGHTS, "W"), numpy_helper.from_array(IRIS_BIAS, "B")],
+        initializer=[numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "B")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="nga4m-tests")
     model.ir_version = 8
     return _save(model, path)
+
+
+def retrained_iris_classifier(path) -> Path:
+    """The iris classifier with other weights: same interface (same config.pbtxt), different model file."""
+    return iris_classifier(path, weights=IRIS_WEIGHTS * 2.0, bias=IRIS_BIAS * 2.0)
+
+
+def undefined_input_model(path) -> Path:
+    """A model ``onnx.checker`` rejects although its interface reads fine: ``Add`` reads an undefined tensor.
+
+    Graph input ``input`` [batch, 4] FP32 and output ``probabilities`` [batch, 4] FP32
+    are declared as for a real model; the node's second input ``undefined_bias`` is
+    neither a graph input, an initializer nor a node output.
+    """
+    graph = helper.make_graph(
+        nodes=[helper.make_node("Add", [IRIS_INPUT, "undefined_bias"], ["probabilities"])],
+        name="broken",
+        inputs=[helper.make_tensor_value_info(IRIS_INPUT, TensorProto.FLOAT, ["batch", 4])],
+        outputs=[helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="nga4m-tests")
+    model.ir_version = 8
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(path))  # deliberately not _save(): the checker would refuse it
+    return path
 
 
 def fixed_batch_classifier(path) -> Path:

@@ -4,7 +4,8 @@ The PC configuration is rendered by ``nga4m.platform.prometheus_federation``
 through ``ansible-playbook``, checked by ``promtool`` and then served by a real
 Prometheus that must show the SC's ``models`` series with ``cluster="sc1"`` (and
 ``sc2``, reached through a raw ``match[]`` selector) and never the ``other``
-namespace.
+namespace - which the SC itself is first shown to hold, so that absence means
+the selector worked, not that there was nothing to federate.
 """
 
 from __future__ import annotations
@@ -112,7 +113,40 @@ def test_check_mode_reports_change_writes_nothing_and_masks_secrets(rendered, sc
     assert "federate-sc3" in res["secret"]["stringData"]["additional-scrape-configs.yaml"]
 
 
+def test_inline_secret_makes_dest_0600_unless_mode_is_given(tmp_path):
+    dest = tmp_path / "federation-with-secret.yml"
+    clusters = [{"name": "sc1", "url": "http://127.0.0.1:9090", "namespaces": ["models"], "username": "fed", "password": "s3cr3t-inline"}]
+
+    def render(**extra):
+        run = run_playbook(PLAYBOOK, extra_vars={"federation_clusters": clusters, "federation_dest": str(dest), **extra})
+        assert run.rc == 0, run.stdout[-4000:] + run.stderr[-4000:]
+        return run.result("Render federation config"), run.result("Render federation config again")
+
+    first, second = render()
+    assert first["changed"] is True and second["changed"] is False
+    assert "s3cr3t-inline" in dest.read_text(encoding="utf-8")  # the file is the one place holding it in clear text
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
+
+    # an existing, looser file is tightened (a change of mode only), then left alone
+    os.chmod(dest, 0o644)
+    first, second = render()
+    assert first["changed"] is True and second["changed"] is False
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
+
+    # the user's mode wins
+    first, second = render(federation_mode="0640")
+    assert first["changed"] is True and second["changed"] is False
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o640
+
+
 def test_pc_federates_only_matching_series(rendered, sc_prometheus, tmp_path):
+    # The negative assertions below only mean something if the SC holds the series the PC must not get:
+    # wait until the SC has scraped namespace "other" (both metrics) before the PC starts, so every PC
+    # scrape of /federate happens while those series exist on the SC.
+    sc_other = sc_prometheus.wait_for('{namespace="other"}', timeout=30)
+    assert {"nga4m_test_model_up", "nga4m_test_model_requests_total"} <= {s["metric"]["__name__"] for s in sc_other}, sc_other
+    assert {s["metric"]["model"] for s in sc_other} == {"noise"}
+    assert sc_prometheus.query('nga4m_test_model_up{namespace="models"}'), "the SC must hold the matching series too"
     pc = PrometheusServer(rendered["dest"], tmp_path, name="pc")
     with pc:
         started = time.monotonic()
@@ -126,6 +160,7 @@ def test_pc_federates_only_matching_series(rendered, sc_prometheus, tmp_path):
         # sc2 federates only the counter, sc1 federates every series of namespace models.
         assert not pc.query('nga4m_test_model_up{cluster="sc2"}')
         assert not pc.query('{namespace="other"}'), "series of namespace 'other' must not be federated"
+        assert sc_prometheus.query('{namespace="other"}'), "the SC still holds namespace 'other' while the PC has none"
         assert not pc.query('{cluster=~"sc.*", namespace!="", namespace!="models"}')
         health = {t["labels"]["job"]: t["health"] for t in pc.targets()}
         assert health == {"federate-sc1": "up", "federate-sc2": "up"}

@@ -2,7 +2,9 @@
 
 Every case must fail with a message that names the problem, without a traceback,
 and nothing may be written: the S3 server keeps one empty bucket and the local
-repository directory is never created.
+repository directory is never created - also when the model passes the quick
+read of its interface but fails ``onnx.checker`` with ``create_bucket: true``
+and a local_path that does not exist yet.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from tests.helpers.s3 import MotoS3
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "triton_bad_input.yml"
 BUCKET = "bad-input"
+NEW_BUCKET = "bad-input-never-created"
+# Issue 2 asks for at least 15 bad inputs across both modules, table-driven. This table has 23 and
+# tests/integration/test_federation_bad_input.py 18 (41 in all); each file guards its own count, so
+# the sum can only shrink when a guard is edited on purpose.
+MIN_CASES = 23
 
 
 def _cases(s3: MotoS3, files: dict, local_repo: str) -> list[tuple[str, dict, str]]:
@@ -53,6 +60,12 @@ def _cases(s3: MotoS3, files: dict, local_repo: str) -> list[tuple[str, dict, st
         ("batching_without_max_batch_size", {**s3_base, "dynamic_batching": {"preferred_batch_size": [4]}},
          "dynamic_batching needs max_batch_size > 0"),
         ("version_policy_two_choices", {**s3_base, "version_policy": {"latest": 1, "all": True}}, "mutually exclusive"),
+        # Passes the quick read of the graph interface, fails the full onnx.checker run that publish() makes
+        # before creating anything: the missing bucket and the missing directory must stay missing.
+        ("checker_fails_new_bucket", {**s3_base, "model_file": files["unchecked"], "bucket": NEW_BUCKET, "create_bucket": True},
+         "(onnx checker: Nodes in a graph must be topologically sorted, however input 'undefined_bias'"),
+        ("checker_fails_new_local_dir", {**local_base, "model_file": files["unchecked"]},
+         "(onnx checker: Nodes in a graph must be topologically sorted, however input 'undefined_bias'"),
     ]
 
 
@@ -70,6 +83,7 @@ def test_bad_inputs_fail_clearly_and_write_nothing(s3, tmp_path):
         "missing": str(tmp_path / "missing.onnx"),
         "text": str(tmp_path / "text.onnx"),
         "corrupt": str(tmp_path / "corrupt.onnx"),
+        "unchecked": str(onnx_models.undefined_input_model(tmp_path / "unchecked.onnx")),
     }
     Path(files["text"]).write_text("name,petal_length\nsetosa,1.4\n")
     good = Path(files["good"]).read_bytes()
@@ -78,7 +92,8 @@ def test_bad_inputs_fail_clearly_and_write_nothing(s3, tmp_path):
     s3.client().make_bucket(BUCKET)
 
     cases = _cases(s3, files, local_repo)
-    assert len(cases) >= 10
+    assert len(cases) >= MIN_CASES, f"{len(cases)} bad-input cases, the guard expects {MIN_CASES}"
+    assert len({case[0] for case in cases}) == len(cases)
     run = run_playbook(PLAYBOOK, extra_vars={"cases": [{"id": case[0], "args": case[1]} for case in cases]})
     results = run.result("Bad input")["results"]
     assert len(results) == len(cases), run.stdout[-3000:]
@@ -96,8 +111,9 @@ def test_bad_inputs_fail_clearly_and_write_nothing(s3, tmp_path):
             problems.append(f"{cid}: secret_key leaked into the result")
     assert not problems, "\n".join(problems)
 
-    # nothing written anywhere
+    # nothing written anywhere: no new bucket (checker_fails_new_bucket asked for one), no directory
     client = s3.client()
     assert [b.name for b in client.list_buckets()] == [BUCKET]
+    assert not client.bucket_exists(NEW_BUCKET)
     assert s3.keys(BUCKET) == []
     assert not Path(local_repo).exists()

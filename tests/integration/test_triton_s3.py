@@ -55,6 +55,35 @@ def _objects(s3, bucket):
     return {o.object_name: (o.etag, o.last_modified) for o in client.list_objects(bucket, recursive=True)}
 
 
+def _assert_no_config_without_model(s3, bucket, tmp_path, prefix="triton"):
+    """Every stored config.pbtxt has its model: a version directory with model.onnx that the config matches.
+
+    Returns ``{config key: config text}``.
+    """
+    client = s3.client()
+    keys = sorted(o.object_name for o in client.list_objects(bucket, prefix=prefix + "/", recursive=True))
+    configs = {}
+    for key in (k for k in keys if k.endswith("/config.pbtxt")):
+        model_dir = key.rsplit("/", 1)[0]
+        text = client.get_object(bucket, key).read().decode()
+        message = triton.parse_config(text)
+        versions = sorted(
+            int(k[len(model_dir) + 1:].split("/", 1)[0])
+            for k in keys
+            if k.startswith(model_dir + "/") and k.endswith("/model.onnx") and k[len(model_dir) + 1:].split("/", 1)[0].isdigit()
+        )
+        assert versions, f"{key} is stored but no {model_dir}/<version>/model.onnx is: {keys}"
+        if message.version_policy.HasField("specific"):
+            missing = sorted(set(message.version_policy.specific.versions) - set(versions))
+            assert not missing, f"{key} serves versions {missing} that have no model.onnx"
+        # the version Triton would serve (latest) is a model this config describes
+        local = tmp_path / f"stored-{bucket}-{versions[-1]}.onnx"
+        local.write_bytes(client.get_object(bucket, f"{model_dir}/{versions[-1]}/model.onnx").read())
+        triton.check_config(message, triton.read_onnx(str(local)), model_dir.rsplit("/", 1)[-1])
+        configs[key] = text
+    return configs
+
+
 def test_publish_layout_idempotence_and_inference(s3, iris):
     bucket = "it-publish"
     res = _ok(*_publish(s3, bucket, iris, diff=True))
@@ -91,10 +120,17 @@ def test_publish_layout_idempotence_and_inference(s3, iris):
     assert labels.ravel().tolist() == [0, 1, 2]
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
-    # second run: nothing changes, nothing uploaded, objects untouched
-    again = _ok(*_publish(s3, bucket, iris, diff=True))
+    # second run, through a recording proxy: nothing changes and the server sees only reads
+    with FaultProxy(s3.url) as proxy:
+        again = _ok(*_publish(s3, bucket, iris, diff=True, endpoint=proxy.endpoint))
     assert again["changed"] is False and again["uploaded"] == [] and again["plan"] == []
     assert _objects(s3, bucket) == objects
+    paths = [path.split("?", 1)[0] for _method, path in proxy.requests]
+    assert f"/{bucket}/triton/iris/1/model.onnx" in paths and f"/{bucket}/triton/iris/config.pbtxt" in paths, proxy.requests
+    writes = [(method, path) for method, path in proxy.requests if method not in ("GET", "HEAD")]
+    assert writes == [], f"the unchanged run sent writes to the S3 server: {writes}"
+    # the model is compared by its sha256 metadata (HEAD), never downloaded
+    assert ("GET", f"/{bucket}/triton/iris/1/model.onnx") not in [(m, p.split("?", 1)[0]) for m, p in proxy.requests]
 
 
 def test_check_mode_new_version_writes_nothing(s3, iris):
@@ -158,3 +194,65 @@ def test_mid_publish_failure_never_leaves_config_without_model(s3, iris):
     assert sorted(_objects(s3, bucket)) == ["triton/iris/1/model.onnx", "triton/iris/config.pbtxt"]
     text = s3.client().get_object(bucket, "triton/iris/config.pbtxt").read()
     triton.check_config(io.BytesIO(text).read(), triton.read_onnx(str(iris)), "iris")
+
+
+# scenario id -> (publish v1 with the original model first?, version and options of the failing publish)
+MODEL_UPLOAD_FAILURES = {
+    "new_model": (False, {"version": 1}),
+    "update_same_version": (True, {"version": 1}),
+    "update_new_version": (True, {"version": 2, "max_batch_size": 4, "dynamic_batching": {"preferred_batch_size": [2, 4]}}),
+}
+
+
+@pytest.mark.parametrize("scenario", list(MODEL_UPLOAD_FAILURES))
+def test_model_upload_failure_leaves_old_state_then_converges(s3, iris, tmp_path, scenario):
+    """The server drops the model.onnx upload: the run fails clearly, config.pbtxt is untouched, a re-run converges."""
+    existing, args = MODEL_UPLOAD_FAILURES[scenario]
+    bucket = "it-model-fail-" + scenario.replace("_", "-")
+    changed_model = onnx_models.retrained_iris_classifier(tmp_path / "iris-retrained.onnx")
+    new_sha = triton.read_onnx(str(changed_model)).sha256
+    version = args["version"]
+    model_key = f"triton/iris/{version}/model.onnx"
+    s3.client().make_bucket(bucket)
+    old_config = old_sha = None
+    if existing:
+        first = _ok(*_publish(s3, bucket, iris, version=1))
+        assert first["uploaded"] == ["triton/iris/1/model.onnx", "triton/iris/config.pbtxt"]
+        old_config, old_sha = first["config"], first["sha256"]
+        assert old_sha != new_sha
+    before = _objects(s3, bucket)
+
+    with FaultProxy(s3.url, fail_when=drop_put_of("/model.onnx")) as proxy:
+        run, res = _publish(s3, bucket, changed_model, endpoint=proxy.endpoint, **args)
+        assert run.rc != 0 and res.get("failed") is True, res
+        msg = res["msg"]
+        assert f"publishing iris version {version} to bucket '{bucket}'" in msg and "failed" in msg, msg
+        assert "cannot reach S3 endpoint" in msg and model_key in msg, msg
+        assert "Written before the failure: nothing" in msg and "run again" in msg, msg
+        assert "Traceback" not in res.get("exception", "") and "Traceback" not in msg and "module_stderr" not in res
+        assert proxy.dropped and all(m == "PUT" and p.split("?", 1)[0].endswith("/model.onnx") for m, p in proxy.dropped)
+        assert not [p for m, p in proxy.requests if m in ("PUT", "POST") and "config.pbtxt" in p], "config.pbtxt was sent"
+
+        # nothing changed on the server: no config without its model, the old config and model as they were
+        assert _objects(s3, bucket) == before
+        configs = _assert_no_config_without_model(s3, bucket, tmp_path)
+        if existing:
+            assert configs == {"triton/iris/config.pbtxt": old_config}
+            assert s3.client().stat_object(bucket, "triton/iris/1/model.onnx").metadata["x-amz-meta-sha256"] == old_sha
+        else:
+            assert configs == {} and s3.keys(bucket) == []
+
+        proxy.fail_when = lambda method, path: False  # the server is back
+        res = _ok(*_publish(s3, bucket, changed_model, endpoint=proxy.endpoint, **args))
+        assert res["changed"] is True and res["uploaded"][0] == model_key, res["uploaded"]
+        expect_config = not existing or version != 1  # same-version update: same interface, same config.pbtxt
+        assert res["uploaded"] == [model_key] + (["triton/iris/config.pbtxt"] if expect_config else []), res["uploaded"]
+        res = _ok(*_publish(s3, bucket, changed_model, endpoint=proxy.endpoint, **args))
+        assert res["changed"] is False and res["uploaded"] == [] and res["plan"] == []
+
+    assert s3.client().stat_object(bucket, model_key).metadata["x-amz-meta-sha256"] == new_sha
+    configs = _assert_no_config_without_model(s3, bucket, tmp_path)
+    assert configs == {"triton/iris/config.pbtxt": res["config"]}
+    if scenario == "update_new_version":
+        assert "max_batch_size: 4" in res["config"] and res["config"] != old_config
+        assert sorted(s3.keys(bucket)) == ["triton/iris/1/model.onnx", "triton/iris/2/model.onnx", "triton/iris/config.pbtxt"]

@@ -284,6 +284,23 @@ def test_has_inline_secrets():
     assert not fed.has_inline_secrets(None)
 
 
+@pytest.mark.parametrize(
+    ("clusters", "mode", "expected"),
+    [
+        ([sc(username="u", password="p")], None, "0600"),  # inline password: clear text in dest
+        ([sc(), sc(bearer_token="t")], None, "0600"),  # one inline token is enough
+        ([sc(username="u", password="p")], "0640", "0640"),  # the user's mode wins
+        ([sc(bearer_token="t")], "u=rw,g=r", "u=rw,g=r"),  # symbolic modes pass through
+        ([sc(username="u", password_file="/p"), sc(credentials_file="/t")], None, None),  # only paths: umask default
+        ([sc()], "0644", "0644"),
+        ([sc(password="")], None, None),  # an empty value is not a secret
+    ],
+)
+def test_dest_file_mode_defaults_to_0600_with_inline_secrets(clusters, mode, expected):
+    assert fed.dest_file_mode(clusters, mode) == expected
+    assert fed.SECRET_FILE_MODE == "0600"
+
+
 # --------------------------------------------------------------------------- durations and names
 
 
