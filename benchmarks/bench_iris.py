@@ -154,7 +154,7 @@ def main() -> int:
                        "json": report("infer.py json", *timed(via_json, n), n),
                        "binary": report("tritonclient binary", *timed(via_binary, n), n)}
 
-            clients = [httpclient.InferenceServerClient(url=f"127.0.0.1:{port}") for _ in range(args.threads)]
+            clients = [httpclient.InferenceServerClient(url=f"127.0.0.1:{port}") for _thread in range(args.threads)]
             lat_all: list[float] = []
             lock = threading.Lock()
 
