@@ -18,7 +18,8 @@ The cluster key is the API server URL of the selected kubeconfig context (or
 ``--kube-apiserver``), sanitized to a directory name by :func:`cluster_key`.
 
 This module is also imported by the ``helm`` double itself, so the layout is
-defined once.
+defined once; it imports pathlib only in the readers the double does not call
+(start-up cost of every helm call).
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:  # annotations only
+    from pathlib import Path
 
 RELEASE_FILE = "release.json"
 VALUES_FILE = "values.yaml"
@@ -88,6 +92,8 @@ def cluster_key_for_kubeconfig(kubeconfig, context: str | None = None) -> str:
 
 
 def release_dir(state_dir, key: str, namespace: str, name: str) -> Path:
+    from pathlib import Path  # noqa: PLC0415 - not at module level: start-up cost of every helm double call
+
     return Path(state_dir) / key / namespace / name
 
 
@@ -122,6 +128,8 @@ def _summary(doc: dict) -> dict:
 
 def releases(state_dir) -> list[dict]:
     """Every recorded release (latest revision), sorted by cluster, namespace, name."""
+    from pathlib import Path  # noqa: PLC0415 - see release_dir
+
     root = Path(state_dir)
     out = []
     if not root.is_dir():
@@ -146,8 +154,8 @@ def release(state_dir, key: str, namespace: str, name: str) -> dict:
 
 
 def repositories(state_dir) -> list[dict]:
-    path = Path(state_dir) / REPOSITORIES_FILE
-    if not path.is_file():
+    path = os.path.join(state_dir, REPOSITORIES_FILE)
+    if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
@@ -155,8 +163,8 @@ def repositories(state_dir) -> list[dict]:
 
 def invocations(state_dir) -> list[dict]:
     """Every helm call the double saw: {time, argv, cwd, rc, env} (secrets redacted)."""
-    path = Path(state_dir) / INVOCATIONS_FILE
-    if not path.is_file():
+    path = os.path.join(state_dir, INVOCATIONS_FILE)
+    if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]

@@ -25,6 +25,7 @@ from tests.helpers.playbook import REPO, run_playbook
 
 DOUBLE_DIR = REPO / "tests" / "doubles" / "helm_double"
 HELM = DOUBLE_DIR / "helm"
+HELM_CLI = DOUBLE_DIR / "helm_cli.py"  # the implementation the ``helm`` launcher runs
 VENV_BIN = str(Path(sys.executable).parent)
 SERVER_A = "http://127.0.0.1:1"
 SERVER_B = "https://10.255.0.2:6443"
@@ -32,7 +33,7 @@ KEY_A = "http_127.0.0.1_1"
 
 
 def _load_cli():
-    loader = importlib.machinery.SourceFileLoader("helm_double_cli", str(HELM))
+    loader = importlib.machinery.SourceFileLoader("helm_double_cli", str(HELM_CLI))
     spec = importlib.util.spec_from_loader("helm_double_cli", loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
