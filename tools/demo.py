@@ -47,18 +47,6 @@ IRIS = ROOT / "examples" / "iris"
 BUCKET = "nga4m"
 PREFIX = "models/triton"
 MODEL_METRIC = "request_predict_seconds_count"
-NEEDED = {"prometheus": "prometheus", "promtool": "prometheus", "mariadbd": "mariadb-server"}
-KUBECTL_HELP = """kubectl is not on PATH. tools/bed seeds the emulated clusters with `kubectl apply` and the demo
-inventory builds the kubeflow manifests with kubectl's built-in kustomize (kubeflow_kustomize_source: kubectl).
-Debian bookworm has no kubectl package; install the upstream binary (checksum verified), for example:
-  v=v1.34.2; arch=$(dpkg --print-architecture)
-  curl -fsSLO "https://dl.k8s.io/release/$v/bin/linux/$arch/kubectl"
-  curl -fsSL "https://dl.k8s.io/release/$v/bin/linux/$arch/kubectl.sha256" | sed 's|$|  kubectl|' | sha256sum -c -
-  sudo install -m 0755 kubectl /usr/local/bin/kubectl
-or add the Kubernetes apt repository (https://pkgs.k8s.io, see https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/)
-and `sudo apt-get install kubectl`. Then run `make demo` again."""
-
-
 # --------------------------------------------------------------------------- bookkeeping
 class Tracker:
     """Every process group the demo started, remembered on disk, stopped in reverse order."""
@@ -207,23 +195,11 @@ def check(cond: bool, message: str) -> None:
 
 
 # --------------------------------------------------------------------------- steps
-def ensure_kubectl() -> None:
-    if not shutil.which("kubectl"):
-        fail(KUBECTL_HELP)
-
-
-def ensure_system_packages(rep: Report) -> None:
-    missing = sorted({pkg for exe, pkg in NEEDED.items() if not (shutil.which(exe) or Path(f"/usr/sbin/{exe}").exists())})
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        fail(f"missing Debian packages {missing}: sudo apt-get install --no-install-recommends {' '.join(missing)}")
-    rep.step(f"Installing Debian packages {missing}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
-    for svc in ("prometheus", "mariadb"):
-        subprocess.run(["systemctl", "stop", svc], check=False, capture_output=True)
+def ensure_system() -> None:
+    """tools/bootstrap: the Debian packages the demo needs (installed when missing) and kubectl."""
+    run = subprocess.run([str(ROOT / "tools" / "bootstrap")], check=False)
+    if run.returncode != 0:
+        fail("tools/bootstrap could not provide the system packages or kubectl (see its message above)")
 
 
 class BedS3:
@@ -445,11 +421,10 @@ def main() -> int:
     if args.stop:
         return stop_leftovers()
 
-    ensure_kubectl()
+    ensure_system()
     stop_leftovers()
     ensure_collection_tree()
     rep = Report()
-    ensure_system_packages(rep)
     tracker = Tracker()
     atexit.register(tracker.stop_all)
     signal.signal(signal.SIGTERM, lambda *_a: sys.exit(143))
