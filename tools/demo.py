@@ -47,6 +47,8 @@ IRIS = ROOT / "examples" / "iris"
 BUCKET = "nga4m"
 PREFIX = "models/triton"
 MODEL_METRIC = "request_predict_seconds_count"
+
+
 # --------------------------------------------------------------------------- bookkeeping
 class Tracker:
     """Every process group the demo started, remembered on disk, stopped in reverse order."""
