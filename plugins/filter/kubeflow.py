@@ -54,6 +54,14 @@ def kubeflow_dockerconfigjson(credentials):
     return _kf.dockerconfigjson(credentials)
 
 
+def kubeflow_dex_user(phases, email, password_hash):
+    return _kf.set_dex_user(phases, email, password_hash)
+
+
+def kubeflow_bcrypt(password, rounds=12):
+    return _kf.bcrypt_hash(password, rounds)
+
+
 class FilterModule:
     """Kubeflow role filters."""
 
@@ -67,4 +75,6 @@ class FilterModule:
             "kubeflow_deployments_pending": _wrap(kubeflow_deployments_pending),
             "kubeflow_pick_configmaps": _wrap(kubeflow_pick_configmaps),
             "kubeflow_dockerconfigjson": _wrap(kubeflow_dockerconfigjson),
+            "kubeflow_dex_user": _wrap(kubeflow_dex_user),
+            "kubeflow_bcrypt": _wrap(kubeflow_bcrypt),
         }

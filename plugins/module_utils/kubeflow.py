@@ -10,6 +10,8 @@
   (with ``continue_on_error``) with the per-object errors it returned.
 * :func:`crds_pending` names the CRDs that are not ``Established`` yet.
 * :func:`dockerconfigjson` renders the ``.dockerconfigjson`` of a registry Secret.
+* :func:`set_dex_user` replaces the Dex static user (email and bcrypt hash) of a
+  build, so the manifests' default password is never applied; :func:`bcrypt_hash`.
 
 No Ansible imports: unit tests call these functions directly.
 """
@@ -18,7 +20,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
+import os
+import warnings
 
 from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
 
@@ -185,6 +190,7 @@ def split_phases(
     ]
     phases["counts"] = {k: len(phases[k]) for k in ("namespaces", "crds", "cert_manager", "rest")}
     phases["counts"]["total"] = len(docs)
+    phases["dex"] = dex_report(docs)
     return phases
 
 
@@ -264,3 +270,231 @@ def pick_configmaps(resources, candidates) -> list:
         if obj is not None and key in (obj.get("data") or {}):
             out.append({"namespace": ns, "name": cand["name"], "key": key, "value": obj["data"][key]})
     return out
+
+
+# --------------------------------------------------------------------------- Dex static user
+#: the data key of the Dex configuration in its ConfigMap
+DEX_CONFIG_KEY = "config.yaml"
+#: pod template annotation of the Dex Deployment: changes with the user, so Dex restarts and reads the new hash
+DEX_CHECKSUM_ANNOTATION = "nga4m.platform/dex-user-checksum"
+_BCRYPT_B64 = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_STD_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _dex_config(doc: dict):
+    """The parsed Dex configuration of a ConfigMap that defines static passwords, else None."""
+    if doc.get("kind") != "ConfigMap" or doc.get("apiVersion") != "v1":
+        return None
+    raw = (doc.get("data") or {}).get(DEX_CONFIG_KEY)
+    if not isinstance(raw, str) or "staticPasswords" not in raw or yaml is None:
+        return None
+    try:
+        cfg = yaml.load(raw, Loader=_LOADER)  # noqa: S506 - SafeLoader/CSafeLoader
+    except yaml.YAMLError:
+        return None
+    if isinstance(cfg, dict) and isinstance(cfg.get("staticPasswords"), list) and cfg["staticPasswords"]:
+        return cfg
+    return None
+
+
+def _pod_spec(doc: dict) -> dict:
+    return ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+
+
+def _secret_has_key(secret: dict, key: str) -> bool:
+    return key in (secret.get("data") or {}) or key in (secret.get("stringData") or {})
+
+
+def _dex_plan(docs: list) -> dict:
+    """Where the password hash of each Dex static user lives in a build.
+
+    Returns ``namespace`` (of the Dex ConfigMap, None without one), ``users`` (static
+    users found), ``configmap`` (key of the ConfigMap), ``deployments`` (keys of the
+    Deployments mounting it), ``targets`` (``("inline", cm_key, index)``,
+    ``("secret", secret_key, data_key)`` or ``("env", deployment_key, container, env)``)
+    and ``errors`` (why a hash cannot be traced, in words a user can act on).
+    """
+    plan = {"namespace": None, "users": 0, "configmap": None, "deployments": [], "targets": [], "errors": []}
+    configs = [(d, cfg) for d in docs for cfg in [_dex_config(d)] if cfg is not None]
+    if not configs:
+        return plan
+    plan["users"] = sum(len(cfg["staticPasswords"]) for _d, cfg in configs)
+    if len(configs) > 1 or plan["users"] > 1:
+        plan["errors"].append(
+            f"the build defines {plan['users']} Dex static user(s) in {len(configs)} ConfigMap(s) "
+            f"({', '.join(object_ref(d) for d, _c in configs)}); the role manages exactly one")
+    cm, cfg = configs[0]
+    ns = (cm.get("metadata") or {}).get("namespace") or "default"
+    plan["namespace"] = ns
+    plan["configmap"] = object_key(cm)
+    by_key = {object_key(d): d for d in docs}
+    deployments = [d for d in docs if d.get("kind") == "Deployment" and d.get("apiVersion") == "apps/v1"
+                   and ((d.get("metadata") or {}).get("namespace") or "default") == ns
+                   and any(((v or {}).get("configMap") or {}).get("name") == cm["metadata"]["name"]
+                           for v in _pod_spec(d).get("volumes") or [])]
+    plan["deployments"] = [object_key(d) for d in deployments]
+    for index, entry in enumerate(cfg["staticPasswords"]):
+        entry = entry if isinstance(entry, dict) else {}
+        if "hash" in entry:
+            plan["targets"].append(("inline", object_key(cm), index))
+            continue
+        var = entry.get("hashFromEnv")
+        if not var:
+            plan["errors"].append(f"Dex static user #{index} of {object_ref(cm)} has neither 'hash' nor 'hashFromEnv'")
+            continue
+        if not deployments:
+            plan["errors"].append(f"no Deployment of the build mounts {object_ref(cm)}, so the Dex password (hashFromEnv {var}) cannot be traced")
+            continue
+        found = []
+        for dep in deployments:
+            for ci, container in enumerate(_pod_spec(dep).get("containers") or []):
+                env_hit = False
+                for ei, env in enumerate(container.get("env") or []):
+                    if (env or {}).get("name") != var:
+                        continue
+                    env_hit = True
+                    ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
+                    if "value" in env:
+                        found.append(("env", object_key(dep), ci, ei))
+                    elif ref.get("name") and ref.get("key"):
+                        skey = ("", "Secret", ns, ref["name"])
+                        if skey in by_key and _secret_has_key(by_key[skey], ref["key"]):
+                            found.append(("secret", skey, ref["key"]))
+                        else:
+                            plan["errors"].append(f"Dex reads {var} from Secret {ns}/{ref['name']} key {ref['key']}, "
+                                                  "which the build does not hold")
+                    else:
+                        plan["errors"].append(f"{object_ref(dep)} sets {var} from a source the role cannot rewrite")
+                if not env_hit:
+                    for src in container.get("envFrom") or []:
+                        name = ((src or {}).get("secretRef") or {}).get("name")
+                        skey = ("", "Secret", ns, name)
+                        if name and skey in by_key and _secret_has_key(by_key[skey], var):
+                            found.append(("secret", skey, var))
+        if not found and not plan["errors"]:
+            plan["errors"].append(f"no container of {', '.join(object_ref(d) for d in deployments)} defines {var} (hashFromEnv)")
+        for target in found:
+            if target not in plan["targets"]:
+                plan["targets"].append(target)
+    return plan
+
+
+def dex_report(docs) -> dict:
+    """``{"namespace", "users", "error"}``: the Dex static users of a build (``error`` empty when they can be replaced)."""
+    plan = _dex_plan(_parse_documents(docs))
+    return {"namespace": plan["namespace"], "users": plan["users"], "error": "; ".join(plan["errors"])}
+
+
+def set_dex_user(phases: dict, email: str, password_hash: str) -> dict:
+    """Return ``phases`` (from :func:`split_phases`) with the Dex static user set to ``email`` / ``password_hash``.
+
+    The objects that carry the hash (the Secret Dex reads it from, or the
+    ConfigMap / Deployment holding it inline) move out of their phase into
+    ``dex_objects``, so the role applies them in a task that logs nothing; the
+    Dex Deployment gets the pod template annotation ``nga4m.platform/dex-user-checksum``
+    so a changed user restarts Dex. Raises NGA4MError when the build's static
+    password cannot be traced: the upstream default must never be applied unnoticed.
+    """
+    # plain str: the YAML dumper refuses str subclasses (Ansible's tagged strings)
+    email, password_hash = str(email or ""), str(password_hash or "")
+    if not email.strip() or "@" not in email:
+        raise NGA4MError("the Dex user email must be an address such as user@example.com")
+    if not password_hash.startswith("$2"):
+        raise NGA4MError("the Dex password hash must be a bcrypt hash ($2a$/$2b$/$2y$)")
+    names = ("namespaces", "crds", "cert_manager", "rest")
+    docs = [d for name in names for d in phases.get(name) or []]
+    plan = _dex_plan(docs)
+    if plan["errors"]:
+        raise NGA4MError("cannot replace the Dex static password of the build: " + "; ".join(plan["errors"]))
+    out = {k: (list(v) if k in names else v) for k, v in phases.items()}
+    out["dex_objects"] = []
+    if not plan["users"]:
+        return out
+    changed: dict = {}
+
+    def editable(key):
+        if key not in changed:
+            changed[key] = copy.deepcopy(next(d for d in docs if object_key(d) == key))
+        return changed[key]
+
+    cm = editable(plan["configmap"])
+    cfg = yaml.load(cm["data"][DEX_CONFIG_KEY], Loader=_LOADER)  # noqa: S506 - SafeLoader/CSafeLoader
+    entry = cfg["staticPasswords"][0]
+    rewrite = entry.get("email") != email
+    entry["email"] = email
+    hash_carriers = set()
+    for target in plan["targets"]:
+        if target[0] == "inline":
+            cfg["staticPasswords"][target[2]]["hash"] = password_hash
+            rewrite = True
+            hash_carriers.add(target[1])
+        elif target[0] == "secret":
+            secret = editable(target[1])
+            secret.setdefault("data", {})[target[2]] = base64.b64encode(password_hash.encode()).decode()
+            if target[2] in (secret.get("stringData") or {}):
+                del secret["stringData"][target[2]]
+                if not secret["stringData"]:
+                    del secret["stringData"]
+            hash_carriers.add(target[1])
+        else:
+            env = _pod_spec(editable(target[1]))["containers"][target[2]]["env"]
+            env[target[3]] = {"name": env[target[3]]["name"], "value": password_hash}
+            hash_carriers.add(target[1])
+    if rewrite:
+        cm["data"][DEX_CONFIG_KEY] = yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)
+    checksum = hashlib.sha256(f"{email}\n{password_hash}".encode()).hexdigest()[:16]
+    for key in plan["deployments"]:
+        template = editable(key).setdefault("spec", {}).setdefault("template", {})
+        template.setdefault("metadata", {}).setdefault("annotations", {})[DEX_CHECKSUM_ANNOTATION] = checksum
+    for name in names:
+        kept = []
+        for doc in out[name]:
+            key = object_key(doc)
+            if key in hash_carriers:
+                out["dex_objects"].append(changed[key])
+            else:
+                kept.append(changed.get(key, doc))
+        out[name] = kept
+    return out
+
+
+def _bcrypt_salt() -> str:
+    """22 characters of bcrypt's base64 alphabet from 16 random bytes (canonical: the last one carries 2 bits)."""
+    std = base64.b64encode(os.urandom(16)).decode().rstrip("=")
+    return std.translate(str.maketrans(_STD_B64, _BCRYPT_B64))
+
+
+def bcrypt_hash(password: str, rounds: int = 12, salt: str | None = None) -> str:
+    """A bcrypt (``$2b$``) hash of ``password``, for Dex.
+
+    Uses the ``bcrypt`` package when installed, else the system's crypt(3)
+    through Python's ``crypt`` module (libxcrypt, as on Debian and EL9, supports
+    bcrypt). ``salt`` (22 characters) is for tests; a random one otherwise.
+    """
+    password = str(password)
+    if not password:
+        raise NGA4MError("refusing to hash an empty Dex password")
+    if len(password.encode()) > 72:
+        raise NGA4MError("bcrypt uses at most 72 bytes of a password: choose a shorter Dex password")
+    if not 4 <= int(rounds) <= 31:
+        raise NGA4MError("bcrypt rounds must be 4..31")
+    setting = f"$2b${int(rounds):02d}${salt or _bcrypt_salt()}"
+    try:
+        import bcrypt as _bcrypt  # noqa: PLC0415 - optional dependency
+
+        return _bcrypt.hashpw(password.encode(), setting.encode()).decode()
+    except ImportError:
+        pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt as _crypt  # noqa: PLC0415 - stdlib until Python 3.12
+        hashed = _crypt.crypt(password, setting)
+    except (ImportError, OSError):
+        hashed = None
+    if not hashed or not hashed.startswith(setting[:7]) or len(hashed) != 60:
+        raise NGA4MError(
+            "hashing the Dex password needs bcrypt on the controller: install the Python package bcrypt "
+            "(pip install bcrypt; in the execution environment: add it to requirements.txt). Python 3.13+ has no crypt module."
+        )
+    return hashed

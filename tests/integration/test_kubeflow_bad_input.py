@@ -41,6 +41,12 @@ CASES = [
      "missing required arguments: username"),
     ("dashboard_link_not_a_path", {"kubeflow_dashboard_link": {"link": "mlflow/", "text": "MLflow"}},
      "must be a path starting with '/'"),
+    # the Dex static user: never the manifests' default password
+    ("dex_email_invalid", {"kubeflow_dex_user_email": "admin"}, "kubeflow_dex_user_email must be an email address"),
+    ("dex_password_too_short", {"kubeflow_dex_user_password": "short"}, "must be 12 to 72 bytes long"),
+    ("dex_password_too_long", {"kubeflow_dex_user_password": SECRET * 4}, "must be 12 to 72 bytes long"),
+    ("dex_password_untraceable", {"kubeflow_components": ["example", "common/dex-untraceable"]},
+     "Dex reads DEX_USER_PASSWORD from Secret auth/dex-passwords key DEX_USER_PASSWORD, which the build does not hold"),
     # plain wrong types, refused by the argument spec
     ("retries_not_int", {"kubeflow_apply_retries": "two"},
      "argument 'kubeflow_apply_retries' is of type str and we were unable to convert to int"),

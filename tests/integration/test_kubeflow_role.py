@@ -282,3 +282,85 @@ def test_a_webhook_that_never_answers_fails_bounded_with_a_clear_message(slow_cl
     assert faults.webhook_rejections == 1 + 3  # first pass + 1 try + 2 retries, then it stopped
     # nothing after the failed phase ran
     assert not any(o["kind"] == "PodDefault" for o in pc.store.all_objects())
+
+
+# ---------------------------------------------------------------------------
+# the Dex static user: never the manifests' default password
+# ---------------------------------------------------------------------------
+DEX_COMPONENTS = COMPONENTS + ["common/dex"]
+FIXTURE_DEFAULT_HASH = "$2b$10$F1xtureSaltF1xtureSalu.89AWNDZeCO4iuU13t8aXW3Q9WKzAky"  # tests/fixtures/.../common/dex
+
+
+def _b64(value: str) -> str:
+    import base64  # noqa: PLC0415
+
+    return base64.b64decode(value).decode()
+
+
+def _bcrypt_ok(password: str, hashed: str) -> bool:
+    from ansible_collections.nga4m.platform.plugins.module_utils.kubeflow import bcrypt_hash  # noqa: PLC0415
+
+    return bcrypt_hash(password, rounds=int(hashed[4:6]), salt=hashed[7:29]) == hashed
+
+
+def dex_state(server: str) -> dict:
+    secrets = {s["metadata"]["name"]: s for s in objects(server, "Secret", "auth")}
+    stored = {k: _b64(v) for k, v in secrets["nga4m-dex-user"]["data"].items()}
+    [cm] = [c for c in objects(server, "ConfigMap", "auth") if c["metadata"]["name"] == "dex"]
+    [dep] = [d for d in objects(server, "Deployment", "auth") if d["metadata"]["name"] == "dex"]
+    import yaml  # noqa: PLC0415
+
+    return {
+        "stored": stored,
+        "dex_hash": _b64(secrets["dex-passwords"]["data"]["DEX_USER_PASSWORD"]),
+        "emails": [u["email"] for u in yaml.safe_load(cm["data"]["config.yaml"])["staticPasswords"]],
+        "checksum": dep["spec"]["template"]["metadata"].get("annotations", {}).get("nga4m.platform/dex-user-checksum"),
+    }
+
+
+def test_dex_user_is_generated_kept_stable_and_replaced_on_request(cluster):
+    server = cluster["server"]
+    first = converge(cluster["kubeconfig"], kubeflow_components=DEX_COMPONENTS)
+    assert first.rc == 0, explain(first)
+    state = dex_state(server)
+    password = state["stored"]["password"]
+    # generated, stored, and only its bcrypt hash reached Dex: the fixture's default hash is gone
+    assert len(password) == 24 and password.isalnum()
+    assert state["stored"]["email"] == "user@example.com" and state["emails"] == ["user@example.com"]
+    assert state["dex_hash"] == state["stored"]["hash"] != FIXTURE_DEFAULT_HASH
+    assert _bcrypt_ok(password, state["dex_hash"])
+    assert state["checksum"]
+    # re-run: the same password and hash, nothing changed
+    second = converge(cluster["kubeconfig"], kubeflow_components=DEX_COMPONENTS)
+    assert second.rc == 0, explain(second)
+    assert second.changed_total() == 0, explain(second)
+    assert dex_state(server) == state
+    # a vaulted password and another email replace them; Dex restarts (new pod template checksum)
+    mine = "correct-horse-battery-staple"
+    third = converge(cluster["kubeconfig"], kubeflow_components=DEX_COMPONENTS,
+                     kubeflow_dex_user_password=mine, kubeflow_dex_user_email="admin@example.org")
+    assert third.rc == 0, explain(third)
+    new = dex_state(server)
+    assert new["stored"]["password"] == mine and new["emails"] == ["admin@example.org"]
+    assert new["dex_hash"] == new["stored"]["hash"] != state["dex_hash"] and _bcrypt_ok(mine, new["dex_hash"])
+    assert new["checksum"] != state["checksum"]
+    # no password nor hash in any output
+    for run in (first, second, third):
+        text = run.stdout + run.stderr
+        assert password not in text and mine not in text
+        assert state["dex_hash"] not in text and new["dex_hash"] not in text
+
+
+def test_dex_check_mode_on_a_fresh_cluster_creates_nothing(cluster):
+    before = objects(cluster["server"])
+    run = converge(cluster["kubeconfig"], check=True, kubeflow_components=DEX_COMPONENTS)
+    assert run.rc == 0, explain(run)
+    assert len(objects(cluster["server"])) == len(before)
+
+
+def test_dex_left_as_built_when_not_managed(cluster):
+    run = converge(cluster["kubeconfig"], kubeflow_components=DEX_COMPONENTS, kubeflow_dex_manage_static_password=False)
+    assert run.rc == 0, explain(run)
+    secrets = {s["metadata"]["name"]: s for s in objects(cluster["server"], "Secret", "auth")}
+    assert "nga4m-dex-user" not in secrets
+    assert _b64(secrets["dex-passwords"]["data"]["DEX_USER_PASSWORD"]) == FIXTURE_DEFAULT_HASH

@@ -151,3 +151,116 @@ def test_fixture_builds_into_the_expected_phases():
     assert {d["kind"] for d in phases["cert_manager"]} == {"Deployment", "Service", "ValidatingWebhookConfiguration"}
     kinds = {d["kind"] for d in phases["rest"]}
     assert {"Widget", "ClusterIssuer", "ValidatingWebhookConfiguration", "ConfigMap"} <= kinds
+
+
+# --------------------------------------------------------------------------- Dex static user
+FIXTURE_DEFAULT_HASH = "$2b$10$F1xtureSaltF1xtureSalu.89AWNDZeCO4iuU13t8aXW3Q9WKzAky"  # the fixture's stand-in default
+NEW_HASH = "$2b$12$abcdefghijklmnopqrstuuOeZ2hQ32AyBh8ZYFFLfYoUxWKOV2GcS"
+
+
+def _build(*components) -> str:
+    return "".join(
+        subprocess.run(["kubectl", "kustomize", str(FIXTURE / c)], capture_output=True, text=True, check=True).stdout + "---\n"
+        for c in components
+    )
+
+
+def _find(objects, kind, name):
+    return [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+
+
+def test_bcrypt_hash_matches_a_known_vector_and_verifies():
+    # a classic bcrypt test vector (OpenBSD / crypt_blowfish test suites)
+    assert kf.bcrypt_hash("U*U", rounds=5, salt="CCCCCCCCCCCCCCCCCCCCC.") == "$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+    first, second = kf.bcrypt_hash("a long enough password"), kf.bcrypt_hash("a long enough password")
+    assert first != second and first.startswith("$2b$12$") and len(first) == 60  # random salts
+    assert kf.bcrypt_hash("a long enough password", salt=first[7:29]) == first
+
+
+@pytest.mark.parametrize(("password", "needle"), [("", "empty"), ("x" * 73, "at most 72 bytes")])
+def test_bcrypt_hash_refuses(password, needle):
+    with pytest.raises(NGA4MError, match=needle):
+        kf.bcrypt_hash(password)
+
+
+def test_fixture_dex_user_is_replaced_and_its_secret_moves_out_of_the_logged_phases():
+    phases = kf.split_phases(_build("example", "common/dex"))
+    assert phases["dex"] == {"namespace": "auth", "users": 1, "error": ""}
+    out = kf.set_dex_user(phases, "admin@example.org", NEW_HASH)
+    # the Secret Dex reads DEX_USER_PASSWORD from carries the new hash, and only dex_objects holds it
+    [secret] = out["dex_objects"]
+    assert (secret["kind"], secret["metadata"]["name"]) == ("Secret", "dex-passwords")
+    assert base64.b64decode(secret["data"]["DEX_USER_PASSWORD"]).decode() == NEW_HASH
+    assert "stringData" not in secret
+    assert not _find(out["rest"], "Secret", "dex-passwords")
+    assert FIXTURE_DEFAULT_HASH not in json.dumps(out)
+    # the email is the new login; the Deployment restarts on a new user
+    [cm] = _find(out["rest"], "ConfigMap", "dex")
+    import yaml  # noqa: PLC0415
+
+    users = yaml.safe_load(cm["data"]["config.yaml"])["staticPasswords"]
+    assert [(u["email"], u["hashFromEnv"], u["username"]) for u in users] == [("admin@example.org", "DEX_USER_PASSWORD", "user")]
+    [dep] = _find(out["rest"], "Deployment", "dex")
+    checksum = dep["spec"]["template"]["metadata"]["annotations"][kf.DEX_CHECKSUM_ANNOTATION]
+    # deterministic: the same user gives the same objects (idempotent re-applies); another hash another checksum
+    assert kf.set_dex_user(phases, "admin@example.org", NEW_HASH) == out
+    other = kf.set_dex_user(phases, "admin@example.org", NEW_HASH.replace("GcS", "GcT"))
+    assert _find(other["rest"], "Deployment", "dex")[0]["spec"]["template"]["metadata"]["annotations"][kf.DEX_CHECKSUM_ANNOTATION] != checksum
+    # the input phases are not modified
+    assert _find(phases["rest"], "Secret", "dex-passwords")[0]["stringData"] == {"DEX_USER_PASSWORD": FIXTURE_DEFAULT_HASH}
+    assert "annotations" not in _find(phases["rest"], "Deployment", "dex")[0]["spec"]["template"]["metadata"]
+
+
+def test_fixture_dex_inline_hash_is_replaced_in_the_configmap():
+    phases = kf.split_phases(_build("common/dex-inline"))
+    assert phases["dex"]["users"] == 1 and phases["dex"]["error"] == ""
+    out = kf.set_dex_user(phases, "user@example.com", NEW_HASH)
+    [cm] = out["dex_objects"]
+    assert cm["kind"] == "ConfigMap" and FIXTURE_DEFAULT_HASH not in cm["data"]["config.yaml"] and NEW_HASH in cm["data"]["config.yaml"]
+    assert not _find(out["rest"], "ConfigMap", "dex")
+    assert _find(out["rest"], "Deployment", "dex")[0]["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_a_build_without_dex_is_left_alone():
+    phases = kf.split_phases(_build("example"))
+    assert phases["dex"] == {"namespace": None, "users": 0, "error": ""}
+    out = kf.set_dex_user(phases, "user@example.com", NEW_HASH)
+    assert out["dex_objects"] == [] and out["rest"] == phases["rest"]
+
+
+def _dex_docs(users, secret=True, mount=True):
+    import yaml  # noqa: PLC0415
+
+    cfg = {"issuer": "http://dex", "staticPasswords": users}
+    docs = [obj("ConfigMap", "dex", "auth", data={"config.yaml": yaml.safe_dump(cfg)})]
+    pod = {"containers": [{"name": "dex", "env": [{"name": "DEX_USER_PASSWORD",
+                                                   "valueFrom": {"secretKeyRef": {"name": "dex-passwords", "key": "DEX_USER_PASSWORD"}}}]}]}
+    if mount:
+        pod["volumes"] = [{"name": "config", "configMap": {"name": "dex"}}]
+    docs.append(obj("Deployment", "dex", "auth", "apps/v1", spec={"template": {"spec": pod}}))
+    if secret:
+        docs.append(obj("Secret", "dex-passwords", "auth", stringData={"DEX_USER_PASSWORD": FIXTURE_DEFAULT_HASH}))
+    return docs
+
+
+@pytest.mark.parametrize(("docs", "needle"), [
+    (_dex_docs([{"email": "a@example.com", "hashFromEnv": "DEX_USER_PASSWORD"}, {"email": "b@example.com", "hash": "x"}]),
+     "2 Dex static user(s)"),
+    (_dex_docs([{"email": "a@example.com", "hashFromEnv": "DEX_USER_PASSWORD"}], secret=False),
+     "Secret auth/dex-passwords key DEX_USER_PASSWORD, which the build does not hold"),
+    (_dex_docs([{"email": "a@example.com", "hashFromEnv": "DEX_USER_PASSWORD"}], mount=False), "no Deployment of the build mounts"),
+    (_dex_docs([{"email": "a@example.com", "hashFromEnv": "OTHER"}]), "defines OTHER"),
+    (_dex_docs([{"email": "a@example.com"}]), "neither 'hash' nor 'hashFromEnv'"),
+])
+def test_dex_static_passwords_that_cannot_be_traced_are_refused(docs, needle):
+    phases = kf.split_phases(docs)
+    assert needle in phases["dex"]["error"], phases["dex"]
+    with pytest.raises(NGA4MError, match="cannot replace the Dex static password"):
+        kf.set_dex_user(phases, "user@example.com", NEW_HASH)
+
+
+@pytest.mark.parametrize(("email", "password_hash", "needle"), [
+    ("not-an-email", NEW_HASH, "email"), ("user@example.com", "plaintext", "bcrypt hash")])
+def test_set_dex_user_checks_its_inputs(email, password_hash, needle):
+    with pytest.raises(NGA4MError, match=needle):
+        kf.set_dex_user(kf.split_phases(_dex_docs([{"email": "a@example.com", "hash": "x"}])), email, password_hash)
