@@ -393,7 +393,7 @@ class StrvalsParser:
     def _value_after_equals(self):
         """Returns (value, eof)."""
         if self.mode == "json":
-            value, _ = self._json_value()
+            value, _end = self._json_value()
             return value, False
         if self.mode == "literal":
             value = self.s[self.i:]
@@ -413,7 +413,7 @@ class StrvalsParser:
                     return items, False
         if self._eof():
             return "", True
-        text, _ = self.runes_until({","})
+        text, _stop = self.runes_until({","})
         return self.reader(text), False
 
     def key(self, data):
@@ -463,7 +463,7 @@ class StrvalsParser:
         if last is None:
             raise HelmError("unexpected end of input after array index")
         if last == "=":
-            value, _ = self._value_after_equals()
+            value, _end = self._value_after_equals()
             return _set_index(lst, idx, value)
         if last == "[":
             nxt = self.key_index()
@@ -534,7 +534,7 @@ def chart_info(ref, opts, repos):
         return meta
     if ref.startswith("oci://"):
         last = ref.rstrip("/").rsplit("/", 1)[-1]
-        name, _, tag = last.partition(":")
+        name, _colon, tag = last.partition(":")
         meta.update(name=name, version=version or tag or "0.0.0-double")
         return meta
     if re.match(r"^https?://", ref):
@@ -554,7 +554,7 @@ def chart_info(ref, opts, repos):
         meta["local_path"] = os.path.abspath(ref)
         return meta
     if "/" in ref and not ref.startswith((".", "/")):
-        repo, _, name = ref.partition("/")
+        repo, _slash, name = ref.partition("/")
         if repo not in {r["name"] for r in repos}:
             raise HelmError(f"repo {repo} not found")
         meta.update(name=name, version=version or "0.0.0-double",
@@ -1171,7 +1171,7 @@ def _redacted(argv):
             out.append("******")
             hide = False
             continue
-        name, eq, _ = arg.partition("=")
+        name, eq, _value = arg.partition("=")
         if name in _SECRET_FLAGS:
             if eq:
                 out.append(name + "=******")
