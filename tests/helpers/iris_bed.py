@@ -22,13 +22,12 @@ import io
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
 from tests.helpers.playbook import ensure_collection_tree
-from tests.helpers.procs import ManagedProcess, free_port, wait_http
+from tests.helpers.procs import ManagedProcess, free_port, wait_file, wait_http
 from tests.helpers.s3 import MotoS3
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,16 +39,6 @@ MODEL = "iris"
 NAMESPACE = "models"
 SERVICE_ACCOUNT = "kserve-models"
 PIPELINE_TIMEOUT = 1500
-
-
-def wait_file(path: Path, proc, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited early ({proc.returncode}) before writing {path}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{path} not written within {timeout}s")
-        time.sleep(0.1)
 
 
 def deployer_kubeconfig(admin_kubeconfig: Path) -> tuple[dict, object]:
@@ -104,7 +93,7 @@ class IrisBed:
         kube = ManagedProcess([sys.executable, REPO / "tests" / "doubles" / "kubeapi_double.py", "--state-dir", state, "--cluster", "sc1"],
                               log_path=self.work / "kubeapi.log", env={"TMPDIR": str(self.work)})
         self.started.append(kube)
-        wait_file(state / "clusters.json", kube.proc)
+        wait_file(state / "clusters.json", kube)
         deployer, self.admin_api = deployer_kubeconfig(state / "sc1.kubeconfig")
         data = yaml.safe_dump(deployer).encode()
         client.put_object(BUCKET, "kubeconfigs/sc1", io.BytesIO(data), len(data))

@@ -39,6 +39,18 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = N
     raise RuntimeError(f"{url} did not answer within {timeout}s: {last}")
 
 
+def wait_file(path, proc: "ManagedProcess", timeout: float = 60.0) -> None:
+    """Wait until ``proc`` has written ``path`` (e.g. the kube API double's clusters.json), or fail with its log."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if not proc.alive():
+            raise RuntimeError(f"{proc.argv[1] if len(proc.argv) > 1 else proc.argv[0]} exited early ({proc.proc.returncode}) "
+                               f"before writing {path}:\n{proc.log_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} not written within {timeout}s:\n{proc.log_text()[-3000:]}")
+        time.sleep(0.1)
+
+
 class ManagedProcess:
     """A child process in its own process group, killed with its children on stop()."""
 

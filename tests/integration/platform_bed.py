@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
 from tests.doubles.helm_double import recorded
 from tests.helpers.playbook import REPO, run_playbook
-from tests.helpers.procs import ManagedProcess
+from tests.helpers.procs import ManagedProcess, wait_file
 
 KUBEAPI_DOUBLE = REPO / "tests" / "doubles" / "kubeapi_double.py"
 HELM_DOUBLE_DIR = REPO / "tests" / "doubles" / "helm_double"
@@ -37,13 +36,12 @@ class PlatformBed:
         for name in clusters:
             argv += ["--cluster", name]
         self.proc = ManagedProcess(argv, log_path=self.tmp / "kubeapi.log")
-        deadline = time.monotonic() + 60
         info = self.kube_state / "clusters.json"
-        while not info.exists():
-            if not self.proc.alive() or time.monotonic() > deadline:
-                self.proc.stop()
-                raise RuntimeError(f"kube API double did not start:\n{self.proc.log_text()[-3000:]}")
-            time.sleep(0.1)
+        try:
+            wait_file(info, self.proc, timeout=60)
+        except RuntimeError:
+            self.proc.stop()
+            raise
         self.clusters = json.loads(info.read_text())
 
     def stop(self):

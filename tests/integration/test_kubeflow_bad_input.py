@@ -9,14 +9,13 @@ holds nothing but its seed objects.
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.playbook import REPO, run_playbook
-from tests.helpers.procs import ManagedProcess
+from tests.helpers.procs import ManagedProcess, wait_file
 
 PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "kubeflow_role.yml"
 SECRET = "s3cr3t-never-printed"
@@ -69,11 +68,7 @@ def cluster(tmp_path_factory):
     proc = ManagedProcess([python if python.exists() else "python3", REPO / "tests/doubles/kubeapi_double.py",
                            "--state-dir", state, "--cluster", "pc"], log_path=tmp / "kubeapi.log")
     try:
-        deadline = time.monotonic() + 30
-        while not (state / "clusters.json").exists():
-            if not proc.alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"kube API double did not start:\n{proc.log_text()}")
-            time.sleep(0.1)
+        wait_file(state / "clusters.json", proc, timeout=30)
         yield json.loads((state / "clusters.json").read_text())["pc"]
     finally:
         proc.stop()

@@ -31,22 +31,12 @@ import pytest
 
 from tests.doubles import kubeapi_double as kd
 from tests.helpers.playbook import REPO, run_playbook
-from tests.helpers.procs import ManagedProcess
+from tests.helpers.procs import ManagedProcess, wait_file
 
 PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "kubeflow_role.yml"
 COMPONENTS = ["example", "apps/dashboard-26x"]
 TOKEN_DIR = "/var/run/secrets/kubeflow/pipelines"
 SEED_KINDS = {"Namespace", "Node", "Service", "StorageClass"}
-
-
-def _wait_for(path: Path, proc: ManagedProcess, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if not proc.alive():
-            raise RuntimeError(f"kube API double exited early:\n{proc.log_text()}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"kube API double wrote no {path.name} within {timeout}s:\n{proc.log_text()}")
-        time.sleep(0.1)
 
 
 @pytest.fixture()
@@ -59,7 +49,7 @@ def cluster(tmp_path):
         log_path=tmp_path / "kubeapi.log",
     )
     try:
-        _wait_for(state / "clusters.json", proc)
+        wait_file(state / "clusters.json", proc, timeout=30)
         info = json.loads((state / "clusters.json").read_text())["pc"]
         yield info
     finally:
