@@ -9,12 +9,15 @@ k8s_info, server-side apply, wait), the ``kubernetes`` Python client and
 with label and field selectors, JSON/merge/strategic-merge patch, server-side
 apply with a simplified managedFields model, ``dryRun=All``, status
 subresources, TokenRequest, and emulated controllers that make workloads
-report ready. See ``tests/doubles/README.md`` for the behaviours and gaps.
+report ready: at once by default, or ``--rollout-seconds S`` after each
+rollout starts (a model of a real controller's latency; see
+``ClusterStore.rollout_pending``). See ``tests/doubles/README.md`` for the
+behaviours and gaps.
 
 CLI (runs in the foreground until SIGTERM/SIGINT)::
 
     .venv/bin/python tests/doubles/kubeapi_double.py --state-dir DIR \\
-        --cluster pc --cluster sc1 --cluster sc2 [--host 127.0.0.1]
+        --cluster pc --cluster sc1 --cluster sc2 [--host 127.0.0.1] [--rollout-seconds S]
 
 writes ``DIR/<cluster>.kubeconfig``, then ``DIR/kubeapi.pid`` and (atomically,
 last) ``DIR/clusters.json``.
@@ -869,13 +872,28 @@ def _reconcile_deployment(obj, cluster, old):
     r = spec["replicas"]
     ts = obj["metadata"]["creationTimestamp"]
     name = obj["metadata"]["name"]
+    rs_name = f"{name}-{short_hash(spec.get('template'))[:10]}"
     status = {"observedGeneration": obj["metadata"].get("generation", 1)}
+    if r and cluster.rollout_pending(obj, old):
+        if old is None or not dget(old, "status", "availableReplicas"):
+            # new pods starting: nothing available yet
+            status.update(replicas=r, updatedReplicas=r, unavailableReplicas=r)
+            available = _cond("Available", ts, "MinimumReplicasUnavailable", "Deployment does not have minimum availability.",
+                              status="False", update=True)
+        else:
+            # rolling update: one surge pod of the new ReplicaSet not ready yet, the old ones still serve
+            status.update(replicas=r + 1, updatedReplicas=1, readyReplicas=r, availableReplicas=r, unavailableReplicas=1)
+            available = _cond("Available", ts, "MinimumReplicasAvailable", "Deployment has minimum availability.", update=True)
+        status["conditions"] = [available, _cond("Progressing", ts, "ReplicaSetUpdated",
+                                                 f'ReplicaSet "{rs_name}" is progressing.', update=True)]
+        obj["status"] = status
+        return
     if r:
         status.update(replicas=r, updatedReplicas=r, readyReplicas=r, availableReplicas=r)
     status["conditions"] = [
         _cond("Available", ts, "MinimumReplicasAvailable", "Deployment has minimum availability.", update=True),
         _cond("Progressing", ts, "NewReplicaSetAvailable",
-              f'ReplicaSet "{name}-{short_hash(spec.get("template"))[:10]}" has successfully progressed.', update=True),
+              f'ReplicaSet "{rs_name}" has successfully progressed.', update=True),
     ]
     obj["status"] = status
 
@@ -900,7 +918,11 @@ def _reconcile_statefulset(obj, cluster, old):
     rev = f"{obj['metadata']['name']}-{short_hash(spec.get('template'))}"
     status = {"observedGeneration": obj["metadata"].get("generation", 1), "replicas": r,
               "currentRevision": rev, "updateRevision": rev, "collisionCount": 0}
-    if r:
+    if r and cluster.rollout_pending(obj, old):
+        if old is not None:
+            status["currentRevision"] = dget(old, "status", "currentRevision", default=rev)
+        status.update(currentReplicas=r, updatedReplicas=r, readyReplicas=0, availableReplicas=0)
+    elif r:
         status.update(readyReplicas=r, currentReplicas=r, updatedReplicas=r, availableReplicas=r)
     obj["status"] = status
 
@@ -913,6 +935,8 @@ def _reconcile_daemonset(obj, cluster, old):
     obj["status"] = {"currentNumberScheduled": 1, "desiredNumberScheduled": 1, "numberAvailable": 1,
                      "numberMisscheduled": 0, "numberReady": 1, "updatedNumberScheduled": 1,
                      "observedGeneration": obj["metadata"].get("generation", 1)}
+    if cluster.rollout_pending(obj, old):
+        obj["status"].update(numberAvailable=0, numberReady=0, numberUnavailable=1)
 
 
 def _reconcile_job(obj, cluster, old):
@@ -923,6 +947,10 @@ def _reconcile_job(obj, cluster, old):
     ts = obj["metadata"]["creationTimestamp"]
     if spec.get("suspend"):
         obj["status"] = {"conditions": [_cond("Suspended", ts, "JobSuspended", "Job suspended")]}
+        return
+    if cluster.rollout_pending(obj, old):
+        obj["status"] = {"startTime": ts, "active": spec["parallelism"] or 1, "ready": 0, "terminating": 0,
+                         "uncountedTerminatedPods": {}}
         return
     obj["status"] = {
         "startTime": ts,
@@ -1093,8 +1121,13 @@ class WatchStream:
 class ClusterStore:
     """In-memory objects of one emulated cluster, with the API semantics."""
 
-    def __init__(self, name: str, secret: bytes | None = None):
+    def __init__(self, name: str, secret: bytes | None = None, rollout_seconds: float = 0.0):
         self.name = name
+        #: emulated controller latency: a workload reports ready this long after its rollout starts
+        self.rollout_seconds = max(float(rollout_seconds), 0.0)
+        self._rollouts: dict = {}  # uid -> (generation, monotonic deadline)
+        self._timers: list = []
+        self._writing_dry_run = False
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.rv = 0
@@ -1152,7 +1185,61 @@ class ClusterStore:
     def stop(self):
         with self.cond:
             self.stopped = True
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
             self.cond.notify_all()
+
+    # ---- emulated controller latency -----------------------------------------
+
+    def rollout_pending(self, obj: dict, old: dict | None) -> bool:
+        """Whether a workload's current spec is still rolling out (``rollout_seconds`` > 0 only).
+
+        A rollout starts when a Deployment, StatefulSet, DaemonSet or Job is created
+        or its generation changes, and ends ``rollout_seconds`` later, when a timer
+        writes the ready status (a MODIFIED event for watchers). A write that leaves
+        the generation as it was starts nothing, so a no-change apply never waits.
+        """
+        if self.rollout_seconds <= 0 or self._writing_dry_run:
+            return False
+        meta = obj["metadata"]
+        uid, generation = meta.get("uid"), meta.get("generation", 1)
+        entry = self._rollouts.get(uid)  # (generation, deadline[, "scheduled"])
+        if entry is not None and entry[0] == generation:
+            return time.monotonic() < entry[1]
+        if old is not None and old["metadata"].get("generation", 1) == generation:
+            return False  # not a new rollout (the first reconcile pass of an update, or a no-op)
+        self._rollouts[uid] = (generation, time.monotonic() + self.rollout_seconds)
+        return True
+
+    def _schedule_rollout_end(self, rt: ResType, obj: dict):
+        """Once per rollout (however the object was written): a timer that ends it."""
+        meta = obj["metadata"]
+        entry = self._rollouts.get(meta.get("uid"))
+        if entry is None or self.stopped or len(entry) > 2 or entry[0] != meta.get("generation", 1):
+            return
+        self._rollouts[meta["uid"]] = (*entry, "scheduled")
+        timer = threading.Timer(max(entry[1] - time.monotonic(), 0.0) + 0.005, self._end_rollout,
+                                (rt, meta.get("namespace"), meta["name"], meta["uid"], entry[0]))
+        timer.daemon = True
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+
+    def _end_rollout(self, rt: ResType, ns: str | None, name: str, uid: str, generation: int):
+        with self.cond:
+            if self.stopped:
+                return
+            live = self.objects.get((rt.group, rt.plural), {}).get((ns, name))
+            if live is None or live["metadata"].get("uid") != uid or live["metadata"].get("generation", 1) != generation:
+                return
+            if time.monotonic() < self._rollouts.get(uid, (None, 0.0))[1]:
+                return  # (not expected: the timer fires after the deadline)
+            new = copy.deepcopy(live)
+            self._reconcile(rt, new, live)
+            if new.get("status") == live.get("status"):
+                return
+            new["metadata"]["resourceVersion"] = self._next_rv()
+            self._store(rt, new, "MODIFIED", live)
 
     # ---- helpers for tests -------------------------------------------------
 
@@ -1264,6 +1351,8 @@ class ClusterStore:
         obj_key = (meta.get("namespace"), meta["name"])
         self.objects.setdefault(key, {})[obj_key] = obj
         self._emit(etype, key, obj, old)
+        if self._rollouts:
+            self._schedule_rollout_end(rt, obj)
         if rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
             if old is not None:
                 old_rt = self._crd_to_type(old)
@@ -2031,7 +2120,11 @@ class ClusterStore:
         """Answer one request: a Response, or a WatchStream for watches."""
         with self.lock:
             self.request_count += 1
-            return self._route(req)
+            self._writing_dry_run = req.dry_run
+            try:
+                return self._route(req)
+            finally:
+                self._writing_dry_run = False
 
     def _route(self, req: Request):
         path = req.path.rstrip("/") or "/"
@@ -2431,8 +2524,13 @@ class DoubleHandle:
         self.stop()
 
 
-def start_clusters(names, state_dir, host: str = "127.0.0.1", verbose: bool = False) -> DoubleHandle:
-    """Start one emulated cluster per name on free ports; write kubeconfigs and clusters.json."""
+def start_clusters(names, state_dir, host: str = "127.0.0.1", verbose: bool = False,
+                   rollout_seconds: float = 0.0) -> DoubleHandle:
+    """Start one emulated cluster per name on free ports; write kubeconfigs and clusters.json.
+
+    ``rollout_seconds`` > 0 makes workloads report ready that long after each
+    rollout starts instead of at once (see ``ClusterStore.rollout_pending``).
+    """
     names = list(names)
     if not names or len(set(names)) != len(names):
         raise ValueError("cluster names must be unique and non-empty")
@@ -2444,7 +2542,7 @@ def start_clusters(names, state_dir, host: str = "127.0.0.1", verbose: bool = Fa
     started: dict = {}
     try:
         for name in names:
-            store = ClusterStore(name)
+            store = ClusterStore(name, rollout_seconds=rollout_seconds)
             httpd = KubeApiServer((host, 0), store, verbose=verbose)
             port = httpd.server_address[1]
             store.server_address = f"{host}:{port}"
@@ -2473,7 +2571,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cluster", action="append", required=True, help="cluster name (repeat for more)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    parser.add_argument("--rollout-seconds", type=float, default=0.0,
+                        help="emulated controller latency: workloads report ready this long after a rollout starts "
+                             "(a create or a generation change; default 0, at once)")
     args = parser.parse_args(argv)
+    if args.rollout_seconds < 0:
+        parser.error("--rollout-seconds must be >= 0")
 
     stop = threading.Event()
 
@@ -2483,7 +2586,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 
-    handle = start_clusters(args.cluster, args.state_dir, host=args.host, verbose=args.verbose)
+    handle = start_clusters(args.cluster, args.state_dir, host=args.host, verbose=args.verbose,
+                            rollout_seconds=args.rollout_seconds)
     pid_file = os.path.join(handle.state_dir, "kubeapi.pid")
     _write_atomic(pid_file, f"{os.getpid()}\n")
     write_clusters_json(handle)

@@ -153,3 +153,24 @@ def test_start_s3_only_writes_the_bed_s3_json(tmp_path):
     assert _bed("status", state=state).returncode == 3
     assert _marked(state) == {}
     assert not (state / "s3.json").exists()
+
+
+def test_latency_model_options_are_checked_before_anything_starts(tmp_path):
+    state = tmp_path / "bed"
+    for bad in (("--rollout-seconds", "soon"), ("--helm-wait-seconds", "-1")):
+        run = _bed("start", *bad, state=state)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert "take seconds" in run.stderr and bad[1] in run.stderr
+        assert not state.exists()
+
+
+def test_latency_model_reaches_both_doubles(tmp_path):
+    state = tmp_path / "bed"
+    start = _bed("start", "--clusters", "pc", "--rollout-seconds", "2.5", "--helm-wait-seconds", "4", state=state)
+    try:
+        assert start.returncode == 0, start.stdout + start.stderr
+        assert "--rollout-seconds 2.5" in " | ".join(_marked(state).values())
+        assert "export HELM_DOUBLE_WAIT_SECONDS='4'" in (state / "env.sh").read_text()
+    finally:
+        stop = _bed("stop", state=state)
+    assert stop.returncode == 0, stop.stdout + stop.stderr

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import recorded as store  # noqa: E402  (shared state layout)
@@ -33,6 +34,9 @@ import yaml  # noqa: E402
 
 PRETEND_VERSION = "v3.17.3"
 DIFF_PLUGIN_ENV = "HELM_DOUBLE_DIFF_PLUGIN"
+#: model of a chart's rollout: `upgrade --install --wait` that records a new revision
+#: keeps it pending this many seconds (capped by --timeout) before it is deployed
+WAIT_SECONDS_ENV = "HELM_DOUBLE_WAIT_SECONDS"
 DIFF_PLUGIN_VERSION = "3.9.14"
 DEFAULT_HISTORY_MAX = 10
 DOUBLE_NOTE = "helm test double: no chart was fetched or rendered, no Kubernetes object was created"
@@ -604,6 +608,7 @@ class Context:
         self.opts = opts
         self.state = os.environ[store.STATE_ENV]
         self._cluster = None
+        self.lock = None  # the state lock's file, released during a modelled --wait
 
     # kube settings: flag > env > kubeconfig
     def _setting(self, flag, env):
@@ -893,12 +898,55 @@ def cmd_install_or_upgrade(ctx, args, opts, mode):
     history_max = int(opts.get("history-max", DEFAULT_HISTORY_MAX))
     if history_max > 0:
         doc["revisions"] = doc["revisions"][-history_max:]
+    wait = _modelled_wait(opts)
+    if wait > 0:
+        rev["status"] = "pending-upgrade" if live else "pending-install"
+        ctx.save(doc)
+        doc = _wait_unlocked(ctx, name, rev["revision"], wait)
     ctx.save(doc)
     if opts.get("output") and opts["output"] != "table":
         return _output(_status_doc(doc, rev), opts["output"], None)
     verb = f'Release "{name}" has been upgraded. Happy Helming!' if live else (
         f'Release "{name}" does not exist. Installing it now.' if mode == "upgrade" else "")
     return _release_status_text(doc, rev, verb).lstrip("\n")
+
+
+def _go_duration(text):
+    """Seconds of a Go duration such as 5m0s, 300s or 1h (helm's --timeout); None if unreadable."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", text or "")
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[u] for n, u in parts)
+
+
+def _modelled_wait(opts):
+    """Seconds this install/upgrade waits under $HELM_DOUBLE_WAIT_SECONDS (0 without --wait)."""
+    if not opts.get("wait"):
+        return 0.0
+    try:
+        wait = float(os.environ.get(WAIT_SECONDS_ENV) or 0)
+    except ValueError as exc:
+        raise HelmError(f"{WAIT_SECONDS_ENV} must be a number of seconds, got {os.environ.get(WAIT_SECONDS_ENV)!r}") from exc
+    timeout = _go_duration(opts.get("timeout") or "5m0s")
+    return max(min(wait, timeout if timeout is not None else wait), 0.0)
+
+
+def _wait_unlocked(ctx, name, revision, seconds):
+    """The wait model: sleep without the state lock (other clusters' calls go on), then mark the revision deployed."""
+    if ctx.lock is not None:
+        fcntl.flock(ctx.lock, fcntl.LOCK_UN)
+    try:
+        time.sleep(seconds)
+    finally:
+        if ctx.lock is not None:
+            fcntl.flock(ctx.lock, fcntl.LOCK_EX)
+    doc = ctx.load(name)
+    if doc is None:
+        raise HelmError(f'release "{name}" was removed while its --wait was pending')
+    for rev in doc["revisions"]:
+        if rev["revision"] == revision and rev["status"].startswith("pending-"):
+            rev["status"] = "deployed"
+    return doc
 
 
 def cmd_upgrade(ctx, args, opts):
@@ -1209,6 +1257,7 @@ def main(argv):
         try:
             path, args, opts = parse_args(argv)
             ctx = Context(opts)
+            ctx.lock = lock
             out = HANDLERS[path](ctx, args, opts)
         except HelmError as exc:
             rc, err = 1, f"Error: {exc}\n"

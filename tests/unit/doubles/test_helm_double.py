@@ -15,6 +15,8 @@ import re
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -251,8 +253,9 @@ def test_set_parsing_errors(text, message):
 # --------------------------------------------------------------------------- releases
 
 
-def _install(helm, *extra, name="web", chart="demo/web", version="1.0.0", ns="apps"):
-    return helm("upgrade", "-i", "--reset-values", *extra, f"--version={version}", "-n", ns, name, chart)
+def _install(helm, *extra, name="web", chart="demo/web", version="1.0.0", ns="apps", extra_env=None):
+    return helm("upgrade", "-i", "--reset-values", *extra, f"--version={version}", "-n", ns, name, chart,
+                extra_env=extra_env)
 
 
 def test_upgrade_install_records_merged_values(helm, tmp_path):
@@ -308,6 +311,58 @@ def test_reset_reuse_and_history(helm):
     assert (rel["revision"], rel["values"]) == (5, {"a": 1, "b": 2})
     helm("upgrade", "web", "demo/web", "-n", "apps", "--history-max=2", "--set", "q=1")
     assert [h["revision"] for h in recorded.release(helm.state, KEY_A, "apps", "web")["history"]] == [5, 6]
+
+
+def test_wait_model_keeps_a_new_revision_pending(helm):
+    """HELM_DOUBLE_WAIT_SECONDS: a --wait install/upgrade is pending that long (at most --timeout), then deployed."""
+    helm("repo", "add", "demo", "https://charts.example.invalid")
+    model = {"HELM_DOUBLE_WAIT_SECONDS": "1.5"}
+    seen = []
+
+    def watch():
+        deadline = time.monotonic() + 1.2
+        while time.monotonic() < deadline:
+            rel = recorded.release(helm.state, KEY_A, "apps", "web") if recorded.releases(helm.state) else None
+            if rel:
+                seen.append(rel["status"])
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    started = time.monotonic()
+    _install(helm, "--wait", extra_env=model)
+    took = time.monotonic() - started
+    watcher.join()
+    assert took >= 1.5 and "pending-install" in seen
+    assert recorded.release(helm.state, KEY_A, "apps", "web")["status"] == "deployed"
+
+    started = time.monotonic()
+    _install(helm, "--wait", "--timeout", "200ms", "--set", "a=1", extra_env=model)  # capped by --timeout
+    assert time.monotonic() - started < 1.2
+    started = time.monotonic()
+    _install(helm, "--set", "a=2", extra_env=model)  # no --wait: nothing to wait for
+    assert time.monotonic() - started < 1.2
+    assert "must be a number" in _install_proc(helm, "--wait", extra_env={"HELM_DOUBLE_WAIT_SECONDS": "soon"}).stderr
+
+
+def test_wait_model_does_not_serialise_clusters(helm, env, tmp_path):
+    """Two clusters' --wait upgrades overlap: the state lock is not held while a wait is pending."""
+    helm("repo", "add", "demo", "https://charts.example.invalid")
+    started = time.monotonic()
+    procs = [subprocess.Popen(  # noqa: S603 - test double, fixed argv
+        ["helm", "upgrade", "-i", "--wait", "--kube-context", ctx, "-n", "apps", "web", "demo/web"],
+        env={**env, "HELM_DOUBLE_WAIT_SECONDS": "2"}, cwd=str(tmp_path), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for ctx in ("ctx-a", "ctx-b")]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+    assert time.monotonic() - started < 3.5
+    assert sorted(r["status"] for r in recorded.releases(helm.state)) == ["deployed", "deployed"]
+
+
+def _install_proc(helm, *extra, extra_env=None):
+    return helm("upgrade", "-i", "--reset-values", *extra, "--version=1.0.0", "-n", "apps", "web", "demo/web",
+                check=False, extra_env=extra_env)
 
 
 def test_install_upgrade_errors_and_dry_run(helm):
