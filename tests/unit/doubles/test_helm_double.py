@@ -253,9 +253,9 @@ def test_set_parsing_errors(text, message):
 # --------------------------------------------------------------------------- releases
 
 
-def _install(helm, *extra, name="web", chart="demo/web", version="1.0.0", ns="apps", extra_env=None):
+def _install(helm, *extra, name="web", chart="demo/web", version="1.0.0", ns="apps", extra_env=None, check=True):
     return helm("upgrade", "-i", "--reset-values", *extra, f"--version={version}", "-n", ns, name, chart,
-                extra_env=extra_env)
+                extra_env=extra_env, check=check)
 
 
 def test_upgrade_install_records_merged_values(helm, tmp_path):
@@ -342,7 +342,8 @@ def test_wait_model_keeps_a_new_revision_pending(helm):
     started = time.monotonic()
     _install(helm, "--set", "a=2", extra_env=model)  # no --wait: nothing to wait for
     assert time.monotonic() - started < 1.2
-    assert "must be a number" in _install_proc(helm, "--wait", extra_env={"HELM_DOUBLE_WAIT_SECONDS": "soon"}).stderr
+    assert "must be a number" in _install(helm, "--wait", extra_env={"HELM_DOUBLE_WAIT_SECONDS": "soon"},
+                                          check=False).stderr
 
 
 def test_wait_model_does_not_serialise_clusters(helm, env, tmp_path):
@@ -358,11 +359,6 @@ def test_wait_model_does_not_serialise_clusters(helm, env, tmp_path):
         assert proc.returncode == 0, err
     assert time.monotonic() - started < 3.5
     assert sorted(r["status"] for r in recorded.releases(helm.state)) == ["deployed", "deployed"]
-
-
-def _install_proc(helm, *extra, extra_env=None):
-    return helm("upgrade", "-i", "--reset-values", *extra, "--version=1.0.0", "-n", "apps", "web", "demo/web",
-                check=False, extra_env=extra_env)
 
 
 def test_install_upgrade_errors_and_dry_run(helm):
