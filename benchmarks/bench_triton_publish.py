@@ -28,7 +28,7 @@ from tests.helpers.playbook import ensure_collection_tree, run_playbook  # noqa:
 sys.path.insert(0, str(ensure_collection_tree()))
 from ansible_collections.nga4m.platform.plugins.module_utils import object_storage, triton  # noqa: E402
 from tests.helpers import onnx_models  # noqa: E402
-from tests.helpers.s3 import MotoS3  # noqa: E402
+from tests.helpers.s3 import S3Server  # noqa: E402
 
 
 def main() -> int:
@@ -38,7 +38,7 @@ def main() -> int:
     parser.add_argument("--playbook", action="store_true", help="also time one ansible-playbook run")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bench-triton-") as tmp, MotoS3(tmp) as s3:
+    with tempfile.TemporaryDirectory(prefix="bench-triton-") as tmp, S3Server(tmp) as s3:
         model = onnx_models.large_model(Path(tmp) / "large.onnx", size_mb=args.size_mb)
         size = os.path.getsize(model)
         print(f"model: {size / 1e6:.1f} MB, S3: moto_server at {s3.endpoint}, part size {object_storage.DEFAULT_PART_SIZE >> 20 or 'minio default'}")

@@ -28,7 +28,7 @@ import yaml
 
 from tests.helpers.playbook import ensure_collection_tree
 from tests.helpers.procs import ManagedProcess, free_port, wait_file, wait_http
-from tests.helpers.s3 import MotoS3
+from tests.helpers.s3 import S3Server
 
 REPO = Path(__file__).resolve().parents[2]
 IRIS = REPO / "examples" / "iris"
@@ -83,7 +83,7 @@ class IrisBed:
             raise
 
     def _start(self, mlflow: bool) -> None:
-        self.s3 = MotoS3(self.work)
+        self.s3 = S3Server(self.work)
         self.started.append(self.s3)
         client = self.s3.client()
         client.make_bucket(BUCKET)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -11,6 +12,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / ".cache" / "collections"
+# What a real API server says (Warning headers, which kubernetes.core returns as task warnings)
+# when a request carries a field its schema does not have: the field is dropped. The tests make
+# these fatal (field validation "Strict" in effect), see run_playbook(strict_api=...).
+API_FIELD_WARNINGS = re.compile(r"unknown field|duplicate field|field not declared in schema")
+
+
+class StrictApiError(AssertionError):
+    """A playbook applied an object with a field the API server does not know (it was dropped)."""
 
 
 def ensure_collection_tree() -> Path:
@@ -74,6 +83,19 @@ class PlaybookRun:
     def changed_total(self) -> int:
         return sum(h.get("changed", 0) for h in self.stats.values())
 
+    def api_field_warnings(self) -> list[str]:
+        """Every task warning in which the API server reported a field it dropped, as 'host: task: warning'."""
+        out = []
+        for play in self.data.get("plays", []):
+            for task in play.get("tasks", []):
+                for host, res in task.get("hosts", {}).items():
+                    found = list(res.get("warnings") or [])
+                    for item in res.get("results") or []:
+                        if isinstance(item, dict):
+                            found += item.get("warnings") or []
+                    out += [f"{host}: {task.get('task', {}).get('name')}: {w}" for w in found if API_FIELD_WARNINGS.search(str(w))]
+        return out
+
 
 def run_playbook(
     playbook,
@@ -85,8 +107,14 @@ def run_playbook(
     env: dict | None = None,
     args: list | None = None,
     timeout: float = 900,
+    strict_api: bool = True,
 ) -> PlaybookRun:
-    """Run ``ansible-playbook`` and parse the ansible.posix.json callback output."""
+    """Run ``ansible-playbook`` and parse the ansible.posix.json callback output.
+
+    With ``strict_api`` (the default) a run in which the API server dropped an unknown field of an
+    object we applied raises ``StrictApiError``, naming the task and the field, whatever the run's
+    exit code: a misspelled or misplaced field must fail the tests, not vanish silently.
+    """
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-i", str(inventory)]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
@@ -105,4 +133,8 @@ def run_playbook(
             data = json.loads(proc.stdout[start:])
         except json.JSONDecodeError:
             data = {}
-    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, data)
+    run = PlaybookRun(proc.returncode, proc.stdout, proc.stderr, data)
+    if strict_api and run.api_field_warnings():
+        raise StrictApiError("the API server dropped fields of applied objects (strict field validation):\n"
+                             + "\n".join(run.api_field_warnings()))
+    return run

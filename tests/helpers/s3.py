@@ -1,8 +1,8 @@
-"""A real S3 server on loopback for tests: ``moto_server`` (moto[server]) and a fault proxy.
+"""A real S3 server on loopback for tests: MinIO, and a fault proxy.
 
-``MotoS3`` starts ``moto_server`` on a free 127.0.0.1 port as a ``ManagedProcess``,
-waits until it answers and hands out minio clients. Its state lives in memory
-and is lost when it stops.
+``S3Server`` starts the MinIO server the bed builds (``tools/gobuild``, pinned in
+tools/pins.env) on a free 127.0.0.1 port with generated root credentials and a data
+directory of its own, waits until it answers and hands out minio clients.
 
 ``FaultProxy`` is a test double in front of any HTTP server: it forwards every
 request unchanged, except requests matching ``fail_when(method, path)``, for which
@@ -12,7 +12,7 @@ does mid-run). Toggle ``fail_when`` between runs; ``requests`` records
 
 Usage::
 
-    with MotoS3(tmp_path) as s3:
+    with S3Server(tmp_path) as s3:
         client = s3.client()
         client.make_bucket("models")
 """
@@ -20,40 +20,42 @@ Usage::
 from __future__ import annotations
 
 import http.client
-import sys
+import secrets
+import shutil
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tests.helpers.kubebed import bin_dir
 from tests.helpers.procs import ManagedProcess, free_port, wait_http
 
-ACCESS_KEY = "nga4m-test-access"
-SECRET_KEY = "nga4m-test-secret-key"
 REGION = "us-east-1"
 
 
-class MotoS3:
-    """``moto_server`` on 127.0.0.1:<free port> (S3 API at ``url``; ``endpoint`` is host:port)."""
+class S3Server:
+    """MinIO on 127.0.0.1:<free port> (S3 API at ``url``; ``endpoint`` is host:port), data in a temporary dir."""
 
     def __init__(self, workdir=None, port: int | None = None):
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.endpoint = f"{self.host}:{self.port}"
         self.url = f"http://{self.endpoint}"
-        self.access_key = ACCESS_KEY
-        self.secret_key = SECRET_KEY
+        self.access_key = "test-" + secrets.token_hex(4)
+        self.secret_key = secrets.token_urlsafe(18)
         self.region = REGION
-        log = Path(workdir) / f"moto-{self.port}.log" if workdir else None
-        exe = Path(sys.executable).parent / "moto_server"
-        argv = [exe, "-H", self.host, "-p", str(self.port)] if exe.exists() else [
-            sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)
-        ]
-        self.proc = ManagedProcess(argv, log_path=log, env={"MOTO_ALLOW_NONEXISTENT_REGION": "true"})
+        self.data = Path(tempfile.mkdtemp(prefix="s3-", dir=workdir))
+        log = Path(workdir) / f"minio-{self.port}.log" if workdir else None
+        argv = [bin_dir() / "minio", "server", self.data, "--address", self.endpoint,
+                "--console-address", f"127.0.0.1:{free_port()}", "--quiet"]
+        self.proc = ManagedProcess(argv, log_path=log, env={
+            "MINIO_ROOT_USER": self.access_key, "MINIO_ROOT_PASSWORD": self.secret_key, "MINIO_BROWSER": "off",
+            "MINIO_REGION": self.region, "MINIO_UPDATE": "off", "MINIO_CI_CD": "1"})
         try:
-            wait_http(f"{self.url}/moto-api/", timeout=60, proc=self.proc.proc)
+            wait_http(f"{self.url}/minio/health/ready", timeout=60, proc=self.proc.proc)
         except Exception:
-            self.proc.stop()
+            self.stop()
             raise
 
     def client(self, endpoint: str | None = None):
@@ -82,15 +84,16 @@ class MotoS3:
         return sorted(o.object_name for o in client.list_objects(bucket, prefix=prefix, recursive=True))
 
     def reset(self) -> None:
-        """Drop every bucket and object (moto's reset API)."""
-        import urllib.request  # noqa: PLC0415
-
-        req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(req, timeout=10):  # noqa: S310 - loopback
-            pass
+        """Drop every bucket and object."""
+        client = self.client()
+        for bucket in client.list_buckets():
+            for obj in client.list_objects(bucket.name, recursive=True):
+                client.remove_object(bucket.name, obj.object_name)
+            client.remove_bucket(bucket.name)
 
     def stop(self) -> None:
         self.proc.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
 
     def __enter__(self):
         return self

@@ -1,82 +1,161 @@
-"""Emulated bed for the platform-role tests: the Kubernetes API double and the helm double.
+"""Real clusters for the platform-role tests, from one session bed per test process.
 
-Both are TEST DOUBLES (tests/doubles/): ``kubeapi_double.py`` is started through
-its CLI (one emulated cluster per name, plain HTTP on loopback) and the helm
-stand-in is put first on PATH with its own state directory. ``PlatformBed``
-writes an inventory (groups ``pc`` and ``sc``, one host per cluster with
-``kubeconfig``/``context``) and runs playbooks against it.
+The first ``PlatformBed`` of a pytest process starts a bed (``tests/helpers/bed.py``: etcd,
+the fixture chart repository, MinIO) in a temporary directory; every ``PlatformBed`` then
+adds its own fresh clusters to it (real kube-apiserver, controller manager, scheduler and
+kwok each) and stops them when done, so test modules never share cluster state and a
+cluster costs a few seconds of CPU, not a bed. ``pytest_sessionfinish``
+(tests/conftest.py) stops the session bed.
+
+A ``PlatformBed`` writes an inventory (groups ``pc`` and ``sc``, one host per cluster with
+``kubeconfig``/``context``, plus the bed's chart repository for the roles' charts) and runs
+playbooks against it with the pinned ``helm`` first on ``PATH`` and the bed's helm home.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
-from tests.doubles.helm_double import recorded
+from tests.helpers.bed import CHART_REPO, Bed
+from tests.helpers.kubebed import bin_dir
 from tests.helpers.playbook import REPO, run_playbook
-from tests.helpers.procs import ManagedProcess, wait_file
 
-KUBEAPI_DOUBLE = REPO / "tests" / "doubles" / "kubeapi_double.py"
-HELM_DOUBLE_DIR = REPO / "tests" / "doubles" / "helm_double"
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
 FIXTURES = REPO / "tests" / "fixtures"
 
+_SESSION: dict = {}
+_COUNTER = itertools.count(1)
+
+
+def session_bed() -> Bed:
+    """The bed of this test process (started on first use, without clusters)."""
+    bed = _SESSION.get("bed")
+    if bed is None:
+        state = Path(tempfile.mkdtemp(prefix="nga4m-bed-"))
+        bed = Bed(state).start(clusters=())
+        _SESSION["bed"] = bed
+    return bed
+
+
+def stop_session_bed() -> None:
+    bed = _SESSION.pop("bed", None)
+    if bed is not None:
+        left = bed.stop()
+        if left:
+            raise RuntimeError(f"the session bed left processes running: {left}")
+
+
+def bed_chart_vars(bed: Bed) -> dict:
+    """Inventory variables that point the roles' charts at the bed's chart repository."""
+    return {
+        "kube_prometheus_stack_chart_repo_url": bed.charts_url,
+        "kserve_cert_manager_chart_repo_url": bed.charts_url,
+        "kserve_crd_chart_ref": f"{CHART_REPO}/kserve-crd",
+        "kserve_resources_chart_ref": f"{CHART_REPO}/kserve-resources",
+    }
+
 
 class PlatformBed:
+    """Fresh real clusters named after inventory hosts (``pc1``, ``sc1``...) on the session bed."""
+
     def __init__(self, tmp_path: Path, clusters=("pc1", "sc1", "sc2")):
         self.tmp = Path(tmp_path)
-        self.kube_state = self.tmp / "kube"
-        self.helm_state = self.tmp / "helm"
-        self.kube_state.mkdir(parents=True, exist_ok=True)
-        self.helm_state.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, KUBEAPI_DOUBLE, "--state-dir", self.kube_state]
-        for name in clusters:
-            argv += ["--cluster", name]
-        self.proc = ManagedProcess(argv, log_path=self.tmp / "kubeapi.log")
-        info = self.kube_state / "clusters.json"
-        try:
-            wait_file(info, self.proc, timeout=60)
-        except RuntimeError:
-            self.proc.stop()
-            raise
-        self.clusters = json.loads(info.read_text())
+        self.bed = session_bed()
+        self.hosts = list(clusters)
+        run_id = next(_COUNTER)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+        # Cluster names are unique in the session bed; each host's kubeconfig names its context after the host.
+        self.names = {h: f"{h}-{worker}-{run_id}" for h in self.hosts}
+        self.bed.add_clusters(list(self.names.values()))
+        self.clusters = {}
+        kubedir = self.tmp / "kube"
+        kubedir.mkdir(parents=True, exist_ok=True)
+        for host, name in self.names.items():
+            cluster = self.bed.planes.clusters[name]
+            doc = json.loads(cluster.kubeconfig.read_text())
+            for section in ("clusters", "users", "contexts"):
+                doc[section][0]["name"] = host
+            doc["contexts"][0]["context"] = {"cluster": host, "user": host}
+            doc["current-context"] = host
+            path = kubedir / f"{host}.kubeconfig"
+            path.write_text(json.dumps(doc))
+            path.chmod(0o600)
+            self.clusters[host] = {"server": cluster.server, "kubeconfig": str(path), "name": name}
 
     def stop(self):
-        self.proc.stop()
+        for name in self.names.values():
+            if name in self.bed.planes.clusters:
+                self.bed.remove_cluster(name)
+
+    def cluster(self, host: str):
+        """The control plane of ``host`` (kubebed.Cluster: stop_apiserver, restart_apiserver, pids...)."""
+        return self.bed.planes.clusters[self.names[host]]
 
     # ------------------------------------------------------------ inventory / runs
     def kubeconfig(self, name: str) -> str:
         return self.clusters[name]["kubeconfig"]
 
-    def inventory(self, pc=("pc1",), sc=("sc1", "sc2"), hostvars=None, name="inventory.yml") -> Path:
+    def inventory(self, pc=("pc1",), sc=("sc1", "sc2"), hostvars=None, name="inventory.yml", all_vars=None) -> Path:
         hostvars = hostvars or {}
 
         def host(h):
             return {"kubeconfig": self.kubeconfig(h), "context": h, "ansible_connection": "local",
                     "ansible_python_interpreter": sys.executable, **hostvars.get(h, {})}
 
-        doc = {"all": {"children": {"pc": {"hosts": {h: host(h) for h in pc}},
+        doc = {"all": {"vars": {**bed_chart_vars(self.bed), **(all_vars or {})},
+                       "children": {"pc": {"hosts": {h: host(h) for h in pc}},
                                     "sc": {"hosts": {h: host(h) for h in sc}}}}}
         path = self.tmp / name
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         return path
 
     def env(self) -> dict:
-        import os  # noqa: PLC0415
-
-        return {"PATH": f"{HELM_DOUBLE_DIR}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                "HELM_DOUBLE_STATE_DIR": str(self.helm_state)}
+        return self.bed.env()
 
     def run(self, playbook: str, inventory: Path, extra_vars=None, **kwargs):
         return run_playbook(PLAYBOOKS / playbook, inventory=inventory, extra_vars=extra_vars, env=self.env(), **kwargs)
 
     # ------------------------------------------------------------ assertions
+    def helm(self, host: str, *args) -> subprocess.CompletedProcess:
+        """Run the pinned helm against ``host``'s cluster (with the bed's helm home)."""
+        return subprocess.run(  # noqa: S603 - argv built here
+            [str(bin_dir() / "helm"), "--kubeconfig", self.kubeconfig(host), *args],
+            capture_output=True, text=True, env={**os.environ, **self.env()}, check=False, timeout=120,
+        )
+
     def release(self, cluster: str, namespace: str, name: str) -> dict:
-        key = recorded.cluster_key(self.clusters[cluster]["server"])
-        return recorded.release(self.helm_state, key, namespace, name)
+        """The release as helm reports it: chart, version, app_version, revision, status, values (user-supplied).
+
+        Raises KeyError when helm knows no such release.
+        """
+        listed = self.helm(cluster, "list", "-n", namespace, "--all", "--filter", f"^{name}$", "-o", "json")
+        if listed.returncode != 0:
+            raise RuntimeError(f"helm list failed: {listed.stderr}")
+        found = [r for r in json.loads(listed.stdout or "[]") if r["name"] == name]
+        if not found:
+            raise KeyError(f"no helm release {namespace}/{name} on {cluster}")
+        rel = found[0]
+        values = self.helm(cluster, "get", "values", name, "-n", namespace, "-o", "json")
+        if values.returncode != 0:
+            raise RuntimeError(f"helm get values failed: {values.stderr}")
+        chart = rel["chart"]
+        return {"name": name, "namespace": namespace, "chart": chart.rsplit("-", 1)[0],
+                "version": chart.rsplit("-", 1)[1], "app_version": rel.get("app_version", ""),
+                "revision": int(rel["revision"]), "status": rel["status"], "values": json.loads(values.stdout or "{}") or {}}
+
+    def releases(self, cluster: str) -> list[dict]:
+        listed = self.helm(cluster, "list", "-A", "--all", "-o", "json")
+        if listed.returncode != 0:
+            raise RuntimeError(f"helm list failed: {listed.stderr}")
+        return json.loads(listed.stdout or "[]")
 
     def api(self, cluster: str):
         from kubernetes import config  # noqa: PLC0415

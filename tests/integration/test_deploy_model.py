@@ -16,7 +16,7 @@ import yaml
 
 from tests.helpers import onnx_models
 from tests.helpers.playbook import REPO, run_playbook
-from tests.helpers.s3 import MotoS3
+from tests.helpers.s3 import S3Server
 from tests.integration.platform_bed import FIXTURES, PlatformBed, failure_text
 
 PLAYBOOK = REPO / "playbooks" / "deploy_model.yml"
@@ -27,7 +27,7 @@ ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    server = MotoS3(tmp_path_factory.mktemp("moto"))
+    server = S3Server(tmp_path_factory.mktemp("s3"))
     server.client().make_bucket(BUCKET)
     yield server
     server.stop()

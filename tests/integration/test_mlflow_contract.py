@@ -36,7 +36,7 @@ import pytest
 from tests.helpers.playbook import REPO, run_playbook
 from tests.helpers.procs import ManagedProcess, free_port, wait_http
 from tests.helpers.mariadb import MariaDB
-from tests.helpers.s3 import MotoS3
+from tests.helpers.s3 import S3Server
 
 RENDER_PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "mlflow_render.yml"
 BUCKET = "mlflow"
@@ -111,7 +111,7 @@ def stack(tmp_path_factory):
         db.create_database(DB_NAME, DB_USER, db_password)
         timings["mariadb"] = time.monotonic() - t0
 
-        s3 = MotoS3(work)
+        s3 = S3Server(work)
         started.append(s3)
         s3.client().make_bucket(BUCKET)
 

@@ -18,7 +18,7 @@ import stat
 import pytest
 import yaml
 
-from tests.helpers.s3 import MotoS3
+from tests.helpers.s3 import S3Server
 from tests.integration.platform_bed import PlatformBed, failure_text
 
 BUCKET = "nga4m-test"
@@ -27,7 +27,7 @@ IRIS = "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    server = MotoS3(tmp_path_factory.mktemp("moto"))
+    server = S3Server(tmp_path_factory.mktemp("s3"))
     yield server
     server.proc.stop()
 

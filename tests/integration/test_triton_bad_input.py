@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import onnx_models
 from tests.helpers.playbook import run_playbook
 from tests.helpers.procs import free_port
-from tests.helpers.s3 import MotoS3
+from tests.helpers.s3 import S3Server
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "triton_bad_input.yml"
 BUCKET = "bad-input"
@@ -27,7 +27,7 @@ NEW_BUCKET = "bad-input-never-created"
 MIN_CASES = 23
 
 
-def _cases(s3: MotoS3, files: dict, local_repo: str) -> list[tuple[str, dict, str]]:
+def _cases(s3: S3Server, files: dict, local_repo: str) -> list[tuple[str, dict, str]]:
     s3_base = {"name": "iris", "version": 1, "model_file": files["good"], "prefix": "triton", **s3.options(BUCKET)}
     local_base = {"name": "iris", "version": 1, "model_file": files["good"], "local_path": local_repo}
     no_creds = {k: v for k, v in s3_base.items() if k not in ("access_key", "secret_key")}
@@ -71,7 +71,7 @@ def _cases(s3: MotoS3, files: dict, local_repo: str) -> list[tuple[str, dict, st
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    server = MotoS3(tmp_path_factory.mktemp("moto"))
+    server = S3Server(tmp_path_factory.mktemp("s3"))
     yield server
     server.stop()
 

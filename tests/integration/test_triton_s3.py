@@ -11,14 +11,14 @@ import pytest
 from ansible_collections.nga4m.platform.plugins.module_utils import triton
 from tests.helpers import onnx_models
 from tests.helpers.playbook import run_playbook
-from tests.helpers.s3 import FaultProxy, MotoS3, drop_put_of
+from tests.helpers.s3 import FaultProxy, S3Server, drop_put_of
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "triton_publish.yml"
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    server = MotoS3(tmp_path_factory.mktemp("moto"))
+    server = S3Server(tmp_path_factory.mktemp("s3"))
     yield server
     server.stop()
 

@@ -8,12 +8,12 @@ from minio.error import S3Error
 from ansible_collections.nga4m.platform.plugins.module_utils import object_storage as osto
 from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
 from tests.helpers.procs import free_port
-from tests.helpers.s3 import MotoS3
+from tests.helpers.s3 import S3Server
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    server = MotoS3(tmp_path_factory.mktemp("moto"))
+    server = S3Server(tmp_path_factory.mktemp("s3"))
     yield server
     server.stop()
 
