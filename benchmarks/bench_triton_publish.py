@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark: publish a ~50 MB ONNX model to S3 (moto_server on loopback) with triton.publish().
+"""Benchmark: publish a ~50 MB ONNX model to S3 (MinIO on loopback, tests/helpers/s3.py) with triton.publish().
 
 Prints (never asserts):
 * first publish vs second (idempotent) publish time, ratio target >= 10x;
@@ -41,12 +41,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-triton-") as tmp, S3Server(tmp) as s3:
         model = onnx_models.large_model(Path(tmp) / "large.onnx", size_mb=args.size_mb)
         size = os.path.getsize(model)
-        print(f"model: {size / 1e6:.1f} MB, S3: moto_server at {s3.endpoint}, part size {object_storage.DEFAULT_PART_SIZE >> 20 or 'minio default'}")
+        print(f"model: {size / 1e6:.1f} MB, S3: MinIO at {s3.endpoint}, part size {object_storage.DEFAULT_PART_SIZE >> 20 or 'minio default'}")
         store = object_storage.S3Store.from_options(**s3.options("bench"))
         options = {"max_batch_size": 8}
         client = s3.client()
         client.make_bucket("bench")
-        client.fput_object("bench", "warmup.onnx", str(model))  # warm moto and the page cache before timing
+        client.fput_object("bench", "warmup.onnx", str(model))  # warm MinIO and the page cache before timing
         client.remove_object("bench", "warmup.onnx")
 
         t0 = time.perf_counter()
@@ -61,7 +61,7 @@ def main() -> int:
         print(f"first/second ratio: {t_first / t_second:.1f}x (target >= 10x)")
 
         ours, plain = [], []
-        for i in range(args.repeat):  # alternate who goes first: moto slows down as it fills up
+        for i in range(args.repeat):  # alternate who goes first: neither gains from going second
             for who in (("ours", "plain") if i % 2 == 0 else ("plain", "ours")):
                 t0 = time.perf_counter()
                 if who == "ours":

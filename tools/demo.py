@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """``make demo``: the whole platform flow on one machine, on the embedded default.
 
-1. local stand-ins: the emulated clusters pc, sc1, sc2 and the helm double
-   (``tools/bed``), an S3 server, MLflow on MariaDB, one Prometheus per SC;
+1. the local bed (``tools/bed``): real Kubernetes control planes pc, sc1, sc2 (kwok
+   simulates their nodes and pods), real helm with the fixture charts, MinIO as the
+   shared object storage; MLflow on MariaDB, one Prometheus per SC;
 2. ``ansible-playbook site.yml -i inventories/demo`` (then again: changed=0);
 3. the PC Prometheus, started with the federation jobs the PC's
    kube-prometheus-stack release received;
 4. the iris pipeline with the KFP local runner: train, ONNX, publish in Triton
-   layout, InferenceService on (emulated) sc1, run logged to MLflow;
+   layout, InferenceService on sc1 (reconciled by KServe's real controller), run logged
+   to MLflow;
 5. a local v2 model server over the published repository, inference requests
    with ``examples/iris/infer.py``;
 6. the model server's metrics federated on the PC Prometheus with ``cluster="sc1"``.
@@ -37,6 +39,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers.bed import bed_env  # noqa: E402
+from tests.helpers.kubebed import bin_dir, pins  # noqa: E402
 from tests.helpers.playbook import ensure_collection_tree, run_playbook  # noqa: E402
 from tests.helpers.procs import ManagedProcess, free_port, wait_http  # noqa: E402
 
@@ -129,9 +133,9 @@ def stop_leftovers() -> int:
             except ProcessLookupError:
                 pass
         PIDS.unlink(missing_ok=True)
-    if (BED / "bed.pid").exists():
+    if (BED / "bed.json").exists():
         bed_stop()
-        print("stopped the emulated clusters (tools/bed stop)")
+        print("stopped the local clusters (tools/bed stop)")
         stopped += 1
     if not stopped:
         print("nothing to stop")
@@ -179,10 +183,13 @@ class Report:
         for part, how, outcome in self.rows:
             print(f"{part:<{width}}  {how:<9}  {outcome}")
         print("-" * 110)
-        print("REAL     = the actual software ran here (Prometheus, MariaDB, mlflow server, KFP local runner, TensorFlow,")
-        print("           onnxruntime, the kserve v2 model server, the S3 API of a moto server, ansible-playbook and our modules).")
-        print("EMULATED = a test double named as one: the Kubernetes API of pc/sc1/sc2 (tests/doubles/kubeapi_double.py) and")
-        print("           helm (tests/doubles/helm_double); charts are not rendered, pods do not run.")
+        print("REAL     = the actual software ran here: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,")
+        print("           helm, KServe's controller and its CRDs, MinIO (all built from pinned Go modules), Prometheus, MariaDB,")
+        print("           mlflow server, KFP local runner, TensorFlow, onnxruntime, the kserve v2 model server, ansible-playbook.")
+        print("OURS     = written for the bed, named as ours: the fixture charts kube-prometheus-stack, kserve-resources and")
+        print("           cert-manager (tests/fixtures/charts: the values paths and objects the roles use, not the upstream")
+        print("           workloads) and the kubeflow manifests fixture. kwok simulates the nodes and pods: pods become Ready,")
+        print("           their images are never pulled and nothing runs in them.")
         if any(how in ("FAILED", "INTERRUPTED") for _part, how, _outcome in self.rows):
             print("FAILED / INTERRUPTED = the step that stopped the demo (details around this summary); the rows above it completed.")
 
@@ -198,14 +205,14 @@ def check(cond: bool, message: str) -> None:
 
 # --------------------------------------------------------------------------- steps
 def ensure_system() -> None:
-    """tools/bootstrap: the Debian packages the demo needs (installed when missing) and kubectl."""
+    """tools/bootstrap: the Debian packages the demo needs (installed when missing) and the bed's binaries."""
     run = subprocess.run([str(ROOT / "tools" / "bootstrap")], check=False)
     if run.returncode != 0:
-        fail("tools/bootstrap could not provide the system packages or kubectl (see its message above)")
+        fail("tools/bootstrap could not provide the system packages or build the bed's binaries (see its message above)")
 
 
 class BedS3:
-    """The bed's S3 server (moto, server mode): endpoint and generated keys from <bed>/s3.json."""
+    """The bed's S3 server (MinIO): endpoint and generated keys from <bed>/s3.json."""
 
     def __init__(self, info: dict):
         self.endpoint = info["endpoint"]
@@ -220,7 +227,7 @@ def start_services(rep: Report, tracker: Tracker, work: Path) -> dict:
     from tests.helpers.prometheus import PrometheusServer
 
     s3 = BedS3(json.loads((BED / "s3.json").read_text()))
-    rep.info(f"shared object storage: S3 server (moto) {s3.url}, keys generated into {BED / 's3.json'}")
+    rep.info(f"shared object storage: MinIO {s3.url}, keys generated into {BED / 's3.json'}")
 
     rep.step("MLflow tracking server on a real MariaDB (artifacts to the S3 bucket)")
     db = MariaDB(work)
@@ -259,29 +266,31 @@ def start_services(rep: Report, tracker: Tracker, work: Path) -> dict:
         wait_http(f"{mlflow_uri}/health", timeout=300, proc=mlflow.proc)
     except RuntimeError as exc:
         fail(f"{exc}\n{mlflow.log_text()[-3000:]}")
-    rep.add("object storage (S3 API)", "REAL", f"moto S3 server {s3.url}, driven by the minio SDK")
+    rep.add("object storage (S3 API)", "REAL", f"MinIO {s3.url}, driven by the minio SDK")
     rep.add("MLflow tracking server + MariaDB", "REAL", f"mlflow server {mlflow_uri}, backend mysql+pymysql")
     return {"s3": s3, "mlflow_uri": mlflow_uri, "proms": proms, "model_port": model_port, "s3_env": s3_env}
 
 
 def start_bed(rep: Report, tracker: Tracker) -> dict:
-    rep.step("Emulated clusters pc, sc1, sc2 (Kubernetes API test double), the helm test double and an S3 server (tools/bed)")
+    rep.step("Local clusters pc, sc1, sc2 (real control planes, kwok nodes), chart repository, MinIO (tools/bed)")
     bed_stop()
     shutil.rmtree(BED, ignore_errors=True)
+    t0 = time.monotonic()
     proc = subprocess.run([str(ROOT / "tools" / "bed"), "start", "--state-dir", str(BED)], capture_output=True, text=True, check=False)
     check(proc.returncode == 0, f"tools/bed start failed:\n{proc.stdout}\n{proc.stderr}")
-    tracker.add("emulated clusters", None, bed_stop)
-    clusters = json.loads((BED / "clusters.json").read_text())
-    for name, info in clusters.items():
+    tracker.add("local clusters", None, bed_stop)
+    state = json.loads((BED / "bed.json").read_text())
+    for name, info in state["clusters"].items():
         rep.info(f"{name}: {info['server']} (kubeconfig {info['kubeconfig']})")
-    return clusters
+    rep.info(f"chart repository {state['charts_url']}; started in {time.monotonic() - t0:.0f}s")
+    rep.add("Kubernetes pc, sc1, sc2 (etcd, API server, controllers, scheduler)", "REAL",
+            f"{pins()['NGA4M_KUBERNETES_VERSION']}, started in {time.monotonic() - t0:.0f}s; nodes and pods simulated by kwok")
+    return state["clusters"]
 
 
 def converge(rep: Report, services: dict) -> dict:
     env = {
-        "NGA4M_BED_DIR": str(BED),
-        "HELM_DOUBLE_STATE_DIR": str(BED / "helm"),
-        "PATH": f"{ROOT / 'tests' / 'doubles' / 'helm_double'}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        **bed_env(BED),
         "NGA4M_DEMO_SC1_PROMETHEUS_URL": services["proms"]["sc1"].url,
         "NGA4M_DEMO_SC2_PROMETHEUS_URL": services["proms"]["sc2"].url,
         "ANSIBLE_FORKS": "10",
@@ -300,22 +309,23 @@ def converge(rep: Report, services: dict) -> dict:
         rep.info(f"{took:.0f}s, per host (ok, changed): {per_host}")
         results[label] = (took, run.changed_total())
     check(results["second"][1] == 0, f"the second site.yml run changed {results['second'][1]} things")
-    rep.add("site.yml on pc, sc1, sc2", "EMULATED",
-            f"clusters are API doubles; converge {results['first'][0]:.0f}s, re-run {results['second'][0]:.0f}s with changed=0")
+    rep.add("site.yml on pc, sc1, sc2 (helm with the fixture charts)", "REAL",
+            f"converge {results['first'][0]:.0f}s, re-run {results['second'][0]:.0f}s with changed=0")
     return env
 
 
 def start_pc_prometheus(rep: Report, tracker: Tracker, work: Path) -> object:
-    from tests.doubles.helm_double import recorded
     from tests.helpers.prometheus import PrometheusServer, promtool_check_config
 
     rep.step("Primary cluster Prometheus with the federation jobs its kube-prometheus-stack release received")
     defaults = yaml.safe_load((ROOT / "roles" / "kube_prometheus_stack" / "defaults" / "main.yml").read_text())
-    key = recorded.cluster_key_for_kubeconfig(str(BED / "pc.kubeconfig"), "pc")
-    release = recorded.release(str(BED / "helm"), key, defaults["kube_prometheus_stack_namespace"],
-                               defaults["kube_prometheus_stack_release_name"])
-    jobs = release["values"].get("prometheus", {}).get("prometheusSpec", {}).get("additionalScrapeConfigs")
-    check(bool(jobs), "no helm release with prometheus.prometheusSpec.additionalScrapeConfigs was recorded for the PC")
+    got = subprocess.run([str(bin_dir() / "helm"), "--kubeconfig", str(BED / "pc.kubeconfig"), "get", "values",
+                          defaults["kube_prometheus_stack_release_name"], "-n", defaults["kube_prometheus_stack_namespace"], "-o", "json"],
+                         capture_output=True, text=True, env={**os.environ, **bed_env(BED)}, check=False)
+    check(got.returncode == 0, f"helm get values of the PC's kube-prometheus-stack release failed: {got.stderr}")
+    values = json.loads(got.stdout or "{}") or {}
+    jobs = values.get("prometheus", {}).get("prometheusSpec", {}).get("additionalScrapeConfigs")
+    check(bool(jobs), "the PC's kube-prometheus-stack release has no prometheus.prometheusSpec.additionalScrapeConfigs")
     for job in jobs:
         rep.info(f"{job['job_name']}: {job['static_configs'][0]['targets']} match[]={job['params']['match[]']}")
     for job in jobs:  # federate every second, to show results quickly
@@ -365,7 +375,8 @@ def run_pipeline(rep: Report, tracker: Tracker, services: dict, work: Path) -> d
     rep.info(f"published {summary['storage_uri']}, InferenceService url {summary['url']}, MLflow run {summary['mlflow_run_id']}")
     rep.add("KFP pipeline (local runner), TensorFlow, tf2onnx", "REAL",
             f"{took:.0f}s; ONNX accuracy {conv['onnx_accuracy']:.3f} on held-out rows; MLflow run {summary['mlflow_run_id'][:8]}")
-    rep.add("InferenceService iris on sc1", "EMULATED", "created with the deployer kubeconfig from object storage; KServe controller emulated")
+    rep.add("InferenceService iris on sc1", "REAL", f"created with the deployer kubeconfig from object storage; KServe's controller "
+            f"({pins()['NGA4M_KSERVE_VERSION']}) made it Ready: {summary['url']}; its pod simulated by kwok")
     return summary
 
 
@@ -433,7 +444,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="nga4m-demo-") as tmp:
         work = Path(tmp)
         try:
-            rep.begin("emulated clusters pc, sc1, sc2 (tools/bed)")
+            rep.begin("local clusters pc, sc1, sc2 (tools/bed)")
             start_bed(rep, tracker)
             rep.begin("S3 server, MLflow + MariaDB, SC Prometheus")
             services = start_services(rep, tracker, work)

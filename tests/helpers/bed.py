@@ -49,6 +49,16 @@ def chart_dirs() -> list[Path]:
     return ours + sorted(p for p in upstream.iterdir() if (p / "Chart.yaml").exists())
 
 
+def chart_vars(bed: "Bed") -> dict:
+    """Inventory variables that point the roles' charts at a bed's chart repository (the roles keep upstream defaults)."""
+    return {
+        "kube_prometheus_stack_chart_repo_url": bed.charts_url,
+        "kserve_cert_manager_chart_repo_url": bed.charts_url,
+        "kserve_crd_chart_ref": f"{CHART_REPO}/kserve-crd",
+        "kserve_resources_chart_ref": f"{CHART_REPO}/kserve-resources",
+    }
+
+
 def helm_env(state_dir: Path) -> dict:
     """Environment for helm (and kubernetes.core's helm modules) confined to the bed's helm home."""
     home = Path(state_dir) / "helm"
@@ -170,6 +180,7 @@ class Bed:
 
     # ------------------------------------------------------------------ state
     def write_state(self) -> None:
+        """bed.json always; with control planes or charts also clusters.json and env.sh."""
         clusters = {name: c.info() for name, c in self.planes.clusters.items()}
         state = {
             "dir": str(self.dir), "charts_url": self.charts_url,
@@ -178,6 +189,8 @@ class Bed:
             "clusters": clusters,
         }
         kubebed._write(self.dir / "bed.json", json.dumps(state, indent=1), 0o644)  # noqa: SLF001
+        if self.planes.etcd is None and not self.charts_url:
+            return  # an S3 server only (tools/bed start-s3)
         kubebed._write(self.dir / "clusters.json", json.dumps(  # noqa: SLF001
             {n: {k: c[k] for k in ("server", "port", "kubeconfig")} for n, c in clusters.items()}, indent=1), 0o644)
         env = bed_env(self.dir)
@@ -208,17 +221,21 @@ def recorded_pids(state: dict) -> dict[str, int]:
     return pids
 
 
-def stop_dir(state_dir: Path) -> list[tuple[int, str]]:
-    """Stop a bed started by another process: the recorded processes, then anything carrying its marker."""
+def stop_dir(state_dir: Path) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """Stop a bed started by another process: the recorded processes, then anything carrying its marker.
+
+    Returns (the marked processes that had left what was recorded and were killed, those still alive).
+    """
     state_dir = Path(state_dir).resolve()
     stop_pids(list(recorded_pids(read_state(state_dir)).values()))
-    left = owned_procs(str(state_dir))
-    if left:
-        stop_pids([p for p, _ in left], timeout=5)
+    escaped = owned_procs(str(state_dir))
+    left = []
+    if escaped:
+        stop_pids([p for p, _ in escaped], timeout=5)
         left = owned_procs(str(state_dir))
     for name in ("bed.json", "clusters.json", "s3.json"):
         (state_dir / name).unlink(missing_ok=True)
-    return left
+    return escaped, left
 
 
 def status_dir(state_dir: Path) -> tuple[int, str]:

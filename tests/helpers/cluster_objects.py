@@ -2,7 +2,8 @@
 
 Walks the API server's discovery (every group-version, every resource that can be listed,
 subresources skipped) and lists each resource across all namespaces. Only kind, namespace,
-name, labels and the field managers are kept, never an object's content (Secrets stay secret).
+name, resourceVersion, labels and the field managers are kept, never an object's content
+(Secrets stay secret).
 
     python tests/helpers/cluster_objects.py --kubeconfig FILE [--context NAME]   (JSON list on stdout)
 """
@@ -36,7 +37,7 @@ def list_objects(kubeconfig: str, context: str | None = None) -> list[dict]:
                 meta = item.get("metadata", {})
                 out.append({
                     "apiVersion": gv, "kind": res["kind"], "namespace": meta.get("namespace", ""), "name": meta.get("name", ""),
-                    "labels": meta.get("labels") or {}, "managers": sorted({m.get("manager", "") for m in meta.get("managedFields") or []}),
+                    "resourceVersion": meta.get("resourceVersion", ""), "labels": meta.get("labels") or {}, "managers": sorted({m.get("manager", "") for m in meta.get("managedFields") or []}),
                 })
     return out
 

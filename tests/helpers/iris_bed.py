@@ -2,15 +2,21 @@
 
 ``IrisBed(workdir, mlflow=True)`` starts (each stopped by ``stop()``, in reverse order):
 
-* a real S3 server (``moto_server``, tests/helpers/s3.py) holding the bucket ``nga4m``
-  with the data set at ``datasets/iris/iris.csv`` and SC1's deployer kubeconfig at
-  ``kubeconfigs/sc1`` (what the object_storage role writes);
-* the Kubernetes API test double (tests/doubles/kubeapi_double.py) as cluster ``sc1``,
-  with the KServe CRDs of tests/fixtures/kserve_crds.yml, the ``models`` namespace and a
-  ``model-deployer`` ServiceAccount whose TokenRequest token the deployer kubeconfig
-  carries. The double's emulated KServe controller marks InferenceServices Ready;
+* a bed of its own (tests/helpers/bed.py, state in ``workdir/bed``) with one real cluster
+  ``sc1`` (kube-apiserver with RBAC, controller manager, scheduler, kwok nodes), the chart
+  repository and the bed runner;
+* a real S3 server (MinIO, ``tests/helpers/s3.py``);
+* then, as in production, two roles through ``ansible-playbook``: ``kserve`` on sc1
+  (cert-manager, KServe's real CRDs, the kserve-resources chart - whose controller pod makes
+  the bed runner start KServe's REAL controller manager against sc1 -, the Triton
+  ClusterServingRuntime, the ``models`` namespace, the S3 Secret and ServiceAccount) and
+  ``object_storage`` (the bucket ``nga4m`` with its prefixes, the data set at
+  ``datasets/iris/iris.csv``, and sc1's least-privilege deployer: ServiceAccount + Role limited
+  to InferenceServices in ``models``, whose bound TokenRequest token is stored as a kubeconfig
+  at ``kubeconfigs/sc1``). The pipeline's serve step uses that kubeconfig and waits until the
+  real controller reports the InferenceService Ready;
 * with ``mlflow=True``, a real ``mlflow server`` (SQLite backend store, artifacts proxied
-  to the moto bucket).
+  to the bucket).
 
 ``run_pipeline(summary_file)`` runs ``examples/iris/pipeline.py --run-local`` (the KFP
 local runner) against them in a subprocess and returns the ``CompletedProcess``.
@@ -18,64 +24,54 @@ local runner) against them in a subprocess and returns the ``CompletedProcess``.
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
 
-from tests.helpers.playbook import ensure_collection_tree
-from tests.helpers.procs import ManagedProcess, free_port, wait_file, wait_http
+from tests.helpers.bed import Bed, chart_vars
+from tests.helpers.playbook import ensure_collection_tree, run_playbook
+from tests.helpers.procs import ManagedProcess, free_port, wait_http
 from tests.helpers.s3 import S3Server
 
 REPO = Path(__file__).resolve().parents[2]
 IRIS = REPO / "examples" / "iris"
+PLAYBOOKS = REPO / "tests" / "integration" / "playbooks"
+CLUSTER = "sc1"
 BUCKET = "nga4m"
 DATASET_KEY = "datasets/iris/iris.csv"
+KUBECONFIG_KEY = f"kubeconfigs/{CLUSTER}"
 PREFIX = "models/triton"
 MODEL = "iris"
 NAMESPACE = "models"
 SERVICE_ACCOUNT = "kserve-models"
+DEPLOYER = "model-deployer"
 PIPELINE_TIMEOUT = 1500
 
 
-def deployer_kubeconfig(admin_kubeconfig: Path) -> tuple[dict, object]:
-    """Prepare SC1 as the kserve and object_storage roles would; return (deployer kubeconfig, admin api client)."""
-    from kubernetes import config as k8s_config  # noqa: PLC0415
-    from kubernetes import dynamic, utils  # noqa: PLC0415
-    from kubernetes.client import CoreV1Api  # noqa: PLC0415
+class _StopBed:
+    """Adapter: ``stop()`` of a Bed that fails when one of its processes survived."""
 
-    api = k8s_config.new_client_from_config(str(admin_kubeconfig))
-    utils.create_from_yaml(api, str(REPO / "tests" / "fixtures" / "kserve_crds.yml"))
-    core = CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": NAMESPACE}})
-    core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": "model-deployer"}})
-    core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": SERVICE_ACCOUNT}, "secrets": [{"name": "kserve-s3"}]})
-    token = core.create_namespaced_service_account_token(
-        "model-deployer", NAMESPACE, {"spec": {"audiences": [], "expirationSeconds": 3600}}
-    ).status.token
-    dynamic.DynamicClient(api).resources.get(api_version="serving.kserve.io/v1beta1", kind="InferenceService")  # CRD served
-    server = yaml.safe_load(admin_kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "sc1", "cluster": {"server": server}}],
-        "users": [{"name": "model-deployer", "user": {"token": token}}],
-        "contexts": [{"name": "sc1-deployer", "context": {"cluster": "sc1", "user": "model-deployer", "namespace": NAMESPACE}}],
-        "current-context": "sc1-deployer",
-    }
-    return kubeconfig, api
+    def __init__(self, bed: Bed):
+        self.bed = bed
+
+    def stop(self) -> None:
+        left = self.bed.stop()
+        if left:
+            raise RuntimeError(f"the iris bed left processes running: {left}")
 
 
 class IrisBed:
-    """S3 server, emulated SC1 and (optionally) an mlflow server for the iris pipeline; see the module docstring."""
+    """Real SC1 with KServe, MinIO and (optionally) an mlflow server for the iris pipeline; see the module docstring."""
 
     def __init__(self, workdir: Path, mlflow: bool = True):
         self.work = Path(workdir)
         self.started: list = []
         self.mlflow_uri = ""
+        self.timings: dict[str, float] = {}
         try:
             self._start(mlflow)
         except BaseException:
@@ -83,24 +79,18 @@ class IrisBed:
             raise
 
     def _start(self, mlflow: bool) -> None:
+        t0 = time.monotonic()
+        self.bed = Bed(self.work / "bed")
+        self.started.append(_StopBed(self.bed))
+        self.bed.start(clusters=[CLUSTER], s3=False)
         self.s3 = S3Server(self.work)
         self.started.append(self.s3)
-        client = self.s3.client()
-        client.make_bucket(BUCKET)
-        client.fput_object(BUCKET, DATASET_KEY, str(IRIS / "data" / "iris.csv"), content_type="text/csv")
-
-        state = self.work / "kube"
-        kube = ManagedProcess([sys.executable, REPO / "tests" / "doubles" / "kubeapi_double.py", "--state-dir", state, "--cluster", "sc1"],
-                              log_path=self.work / "kubeapi.log", env={"TMPDIR": str(self.work)})
-        self.started.append(kube)
-        wait_file(state / "clusters.json", kube)
-        deployer, self.admin_api = deployer_kubeconfig(state / "sc1.kubeconfig")
-        data = yaml.safe_dump(deployer).encode()
-        client.put_object(BUCKET, "kubeconfigs/sc1", io.BytesIO(data), len(data))
-
+        self.timings["bed"] = time.monotonic() - t0
+        self.kubeconfig = self.bed.dir / f"{CLUSTER}.kubeconfig"
         self.s3_env = {"AWS_ACCESS_KEY_ID": self.s3.access_key, "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
                        "AWS_DEFAULT_REGION": self.s3.region}
-        if mlflow:
+        server = None
+        if mlflow:  # starts while the roles converge (its bucket is needed only when a run logs artifacts)
             port = free_port()
             server = ManagedProcess(
                 [Path(sys.executable).parent / "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
@@ -109,10 +99,18 @@ class IrisBed:
             )
             self.started.append(server)
             self.mlflow_uri = f"http://127.0.0.1:{port}"
+        self._converge()
+
+        from kubernetes import config as k8s_config  # noqa: PLC0415
+
+        self.admin_api = k8s_config.new_client_from_config(str(self.kubeconfig))
+        if server is not None:
+            t0 = time.monotonic()
             try:
                 wait_http(f"{self.mlflow_uri}/health", timeout=300, proc=server.proc)
             except RuntimeError as exc:
                 raise RuntimeError(f"{exc}\n--- mlflow log ---\n{server.log_text()[-4000:]}") from exc
+            self.timings["mlflow (after the roles)"] = time.monotonic() - t0
 
         self.env = {
             **os.environ,
@@ -123,10 +121,40 @@ class IrisBed:
             "TMPDIR": str(self.work),
         }
 
+    def _converge(self) -> None:
+        """The kserve role on sc1, then the object_storage role (bucket, data set, sc1's deployer kubeconfig)."""
+
+        host = {"kubeconfig": str(self.kubeconfig), "context": CLUSTER, "ansible_connection": "local",
+                "ansible_python_interpreter": sys.executable}
+        inventory = self.work / "inventory.yml"
+        inventory.write_text(yaml.safe_dump({"all": {
+            "vars": {**chart_vars(self.bed),
+                     "object_storage_endpoint": self.s3.endpoint, "object_storage_region": self.s3.region,
+                     "object_storage_access_key": self.s3.access_key, "object_storage_secret_key": self.s3.secret_key,
+                     "object_storage_bucket": BUCKET, "object_storage_deployer_namespace": NAMESPACE,
+                     "object_storage_deployer_service_account": DEPLOYER,
+                     "object_storage_files": [{"src": str(IRIS / "data" / "iris.csv"), "key": DATASET_KEY}]},
+            "children": {"sc": {"hosts": {CLUSTER: host}}}}}, sort_keys=False))
+        for playbook in ("kserve_role.yml", "object_storage_role.yml"):
+            t0 = time.monotonic()
+            run = run_playbook(PLAYBOOKS / playbook, inventory=inventory, env=self.bed.env())
+            self.timings[playbook.removesuffix(".yml")] = time.monotonic() - t0
+            if run.rc != 0:
+                raise RuntimeError(f"{playbook} failed on the iris bed (rc={run.rc}):\n{run.stdout[-6000:]}\n{run.stderr[-3000:]}")
+
+    def deployer_kubeconfig(self) -> dict:
+        """SC1's deployer kubeconfig as the object_storage role stored it."""
+        obj = self.s3.client().get_object(BUCKET, KUBECONFIG_KEY)
+        try:
+            return yaml.safe_load(obj.read())
+        finally:
+            obj.close()
+            obj.release_conn()
+
     def run_pipeline(self, summary_file: Path) -> subprocess.CompletedProcess:
         """``pipeline.py --run-local`` against this bed (outputs summarised as JSON in ``summary_file``)."""
         argv = [sys.executable, IRIS / "pipeline.py", "--run-local", "--pipeline-root", self.work / "kfp-root", "--summary", summary_file,
-                "--s3-endpoint", self.s3.endpoint, "--bucket", BUCKET, "--target-cluster", "sc1", "--ready-timeout", "120"]
+                "--s3-endpoint", self.s3.endpoint, "--bucket", BUCKET, "--target-cluster", CLUSTER, "--ready-timeout", "120"]
         if self.mlflow_uri:
             argv += ["--mlflow-tracking-uri", self.mlflow_uri]
         return subprocess.run([str(a) for a in argv], env=self.env, cwd=self.work, capture_output=True, text=True,
@@ -147,5 +175,11 @@ class IrisBed:
         return server
 
     def stop(self) -> None:
+        errors = []
         while self.started:
-            self.started.pop().stop()
+            try:
+                self.started.pop().stop()
+            except Exception as exc:  # noqa: BLE001 - stop the rest, then report
+                errors.append(exc)
+        if errors:
+            raise errors[0]

@@ -40,7 +40,7 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = N
 
 
 def wait_file(path, proc: "ManagedProcess", timeout: float = 60.0) -> None:
-    """Wait until ``proc`` has written ``path`` (e.g. the kube API double's clusters.json), or fail with its log."""
+    """Wait until ``proc`` has written ``path`` (e.g. a server's state file), or fail with its log."""
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
         if not proc.alive():

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers.bed import CHART_REPO, Bed
+from tests.helpers.bed import CHART_REPO, Bed, chart_vars
 from tests.helpers.kubebed import bin_dir
 from tests.helpers.playbook import REPO, run_playbook
 
@@ -51,16 +51,6 @@ def stop_session_bed() -> None:
         left = bed.stop()
         if left:
             raise RuntimeError(f"the session bed left processes running: {left}")
-
-
-def bed_chart_vars(bed: Bed) -> dict:
-    """Inventory variables that point the roles' charts at the bed's chart repository."""
-    return {
-        "kube_prometheus_stack_chart_repo_url": bed.charts_url,
-        "kserve_cert_manager_chart_repo_url": bed.charts_url,
-        "kserve_crd_chart_ref": f"{CHART_REPO}/kserve-crd",
-        "kserve_resources_chart_ref": f"{CHART_REPO}/kserve-resources",
-    }
 
 
 class PlatformBed:
@@ -110,7 +100,7 @@ class PlatformBed:
             return {"kubeconfig": self.kubeconfig(h), "context": h, "ansible_connection": "local",
                     "ansible_python_interpreter": sys.executable, **hostvars.get(h, {})}
 
-        doc = {"all": {"vars": {**bed_chart_vars(self.bed), **(all_vars or {})},
+        doc = {"all": {"vars": {**chart_vars(self.bed), **(all_vars or {})},
                        "children": {"pc": {"hosts": {h: host(h) for h in pc}},
                                     "sc": {"hosts": {h: host(h) for h in sc}}}}}
         path = self.tmp / name

@@ -1,28 +1,37 @@
-"""playbooks/deploy_model.yml on the emulated bed with a real S3 server.
+"""playbooks/deploy_model.yml on real clusters with KServe's real controller and a real S3 server.
 
-Clusters pc1, sc1 and sc2 are served by the Kubernetes API TEST DOUBLE
-(tests/doubles/kubeapi_double.py, whose emulated KServe controller makes an
-InferenceService Ready with a status.url); the model repository is a real S3
-server (moto_server) and the model a small real ONNX iris classifier. The
-inventory is written in tmp with the shape of inventories/demo (hosts.yml,
-group_vars/all.yml with the object storage, host_vars per cluster).
+Clusters pc1, sc1 and sc2 are real control planes of the session bed
+(tests/integration/platform_bed.py: kube-apiserver with RBAC, kwok nodes and pods). The
+kserve role is converged on sc1 and sc2 first, so KServe's REAL controller manager runs
+against each (the bed runner starts it for the kserve-controller pod) and reconciles the
+InferenceService into a predictor Deployment, Service and autoscaler; kwok makes the pods
+Ready, the controller then reports the InferenceService Ready with its status.url. The
+model repository is a real S3 server (MinIO) and the model a small real ONNX iris
+classifier. The inventory is written in tmp with the shape of inventories/demo (hosts.yml,
+group_vars/all.yml with the object storage and the bed's chart repository, host_vars per
+cluster).
 """
 
 from __future__ import annotations
 
 import json
+import time
+
 import pytest
 import yaml
 
 from tests.helpers import onnx_models
 from tests.helpers.playbook import REPO, run_playbook
 from tests.helpers.s3 import S3Server
-from tests.integration.platform_bed import FIXTURES, PlatformBed, failure_text
+from tests.helpers.bed import chart_vars
+from tests.integration.platform_bed import PLAYBOOKS, PlatformBed, failure_text
 
 PLAYBOOK = REPO / "playbooks" / "deploy_model.yml"
 BUCKET = "nga4m"
 PREFIX = "models/triton"
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
+# KServe's URL for iris in models: the chart's domain template {{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}.
+URL = "http://iris-models.example.com"
 
 
 @pytest.fixture(scope="module")
@@ -36,30 +45,13 @@ def s3(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
     bed = PlatformBed(tmp_path_factory.mktemp("deploy"), clusters=("pc1", "sc1", "sc2"))
-    try:
-        crds = yaml.safe_load((FIXTURES / "kserve_crds.yml").read_text())["items"]
-        for cluster in ("sc1", "sc2"):
-            _create(bed, cluster, crds + [
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "models"}},
-                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kserve-models", "namespace": "models"}},
-            ])
-        yield bed
-    finally:
-        bed.stop()
-
-
-def _create(bed, cluster, docs):
-    from kubernetes import dynamic  # noqa: PLC0415
-
-    client = dynamic.DynamicClient(bed.api(cluster))
-    for doc in docs:
-        res = client.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
-        res.create(body=doc, namespace=doc["metadata"].get("namespace"))
+    yield bed
+    bed.stop()
 
 
 @pytest.fixture(scope="module")
 def inventory(bed, s3, tmp_path_factory):
-    """An inventory directory shaped like inventories/demo."""
+    """An inventory directory shaped like inventories/demo; the kserve role converged on its SCs."""
     root = tmp_path_factory.mktemp("inventory")
     (root / "group_vars").mkdir()
     (root / "host_vars").mkdir()
@@ -73,6 +65,7 @@ def inventory(bed, s3, tmp_path_factory):
         "object_storage_access_key": s3.access_key,
         "object_storage_secret_key": s3.secret_key,
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        **chart_vars(bed.bed),
     }
     (root / "group_vars" / "all.yml").write_text(yaml.safe_dump(group_all, sort_keys=False))
     for group in ("pc", "sc"):
@@ -80,6 +73,8 @@ def inventory(bed, s3, tmp_path_factory):
     for name in ("pc1", "sc1", "sc2"):
         host = {"cluster_name": name, "kubeconfig": bed.kubeconfig(name), "context": name, "sysctl_tuning_method": "daemonset"}
         (root / "host_vars" / f"{name}.yml").write_text(yaml.safe_dump(host, sort_keys=False))
+    run = run_playbook(PLAYBOOKS / "kserve_role.yml", inventory=root / "hosts.yml", env=bed.env())
+    assert run.rc == 0, failure_text(run)
     return root / "hosts.yml"
 
 
@@ -121,9 +116,24 @@ def test_publishes_and_deploys_on_the_target_only(bed, s3, deployed):
                                   "protocolVersion": "v2", "storageUri": f"s3://{BUCKET}/{PREFIX}"}
     managers = {m["manager"] for m in isvc["metadata"]["managedFields"]}
     assert "nga4m" in managers
-    assert bed.list("sc2", *ISVC, namespace="models") == []
+    # KServe's controller reconciled it with our ClusterServingRuntime and reported it Ready at its URL.
     applied = deployed.result("Apply the InferenceService and wait until it is Ready", "sc1")
-    assert applied["changed"] is True and applied["result"]["status"]["url"]
+    assert applied["changed"] is True
+    assert applied["result"]["status"]["url"] == URL
+    assert isvc["status"]["url"] == URL and isvc["status"]["clusterServingRuntimeName"] == "nga4m-tritonserver"
+    assert isvc["status"]["observedGeneration"] == isvc["metadata"]["generation"]
+    show = deployed.result("Show where the model answers", "sc1")["msg"]
+    assert f"{URL}/v2/models/iris/infer" in show
+    deployment = bed.get("sc1", "apps/v1", "Deployment", "iris-predictor", "models")
+    template = deployment["spec"]["template"]
+    assert template["spec"]["serviceAccountName"] == "kserve-models"
+    assert template["metadata"]["annotations"]["internal.serving.kserve.io/storage-initializer-sourceuri"] == f"s3://{BUCKET}/{PREFIX}"
+    assert template["metadata"]["annotations"]["serving.kserve.io/enable-prometheus-scraping"] == "true"
+    assert deployment["status"]["availableReplicas"] == 1
+    assert bed.get("sc1", "autoscaling/v2", "HorizontalPodAutoscaler", "iris-predictor", "models")["spec"]["minReplicas"] == 1
+    # sc2 runs KServe too (the kind is served there), and has no InferenceService.
+    assert bed.get("sc2", "apiextensions.k8s.io/v1", "CustomResourceDefinition", "inferenceservices.serving.kserve.io") is not None
+    assert bed.list("sc2", *ISVC, namespace="models") == []
     assert deployed.results("Apply the InferenceService and wait until it is Ready", "sc2") == []
     assert s3.secret_key not in deployed.stdout
 
@@ -176,8 +186,13 @@ def test_state_absent_removes_the_service_and_the_version(bed, inventory, model,
     run = _deploy(bed, inventory, {"model_name": "iris", "model_version": 1, "target_clusters": "sc1",
                                    "state": "absent", "delete_from_storage": True})
     assert run.rc == 0, failure_text(run)
-    assert bed.get("sc1", *ISVC, "iris", "models") is None
+    assert bed.get("sc1", *ISVC, "iris", "models") is None  # the controller released its finalizer
     assert s3.keys(BUCKET, PREFIX + "/iris/") == []
+    # The garbage collector removes what the controller created for it.
+    deadline = time.monotonic() + 60
+    while bed.get("sc1", "apps/v1", "Deployment", "iris-predictor", "models") is not None:
+        assert time.monotonic() < deadline, "the predictor Deployment outlived its InferenceService"
+        time.sleep(0.5)
     again = _deploy(bed, inventory, {"model_name": "iris", "target_clusters": "sc1", "state": "absent"})
     assert again.rc == 0, failure_text(again)
     assert again.changed_total() == 0, failure_text(again)

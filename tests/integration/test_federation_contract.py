@@ -1,10 +1,12 @@
 """Federation contract: the Helm values the PC release received, loaded into a real Prometheus, federate a real SC.
 
-The kube_prometheus_stack role runs on emulated clusters (kube API double + helm
-double). The SC Prometheus here is a real Debian ``prometheus`` configured with
-the ``externalLabels`` its release was given, scraping a local exporter; the PC
-Prometheus is a real ``prometheus`` whose scrape configs are exactly the
-``additionalScrapeConfigs`` recorded for the PC release (checked by ``promtool``).
+The kube_prometheus_stack role runs on real clusters of the session bed (real
+kube-apiserver, the real ``helm`` installing the bed's kube-prometheus-stack fixture
+chart). The SC Prometheus here is a real Debian ``prometheus`` configured with the
+``externalLabels`` its release was given (as ``helm get values`` reports them),
+scraping a local exporter; the PC Prometheus is a real ``prometheus`` whose scrape
+configs are exactly the ``additionalScrapeConfigs`` of the PC release's values
+(checked by ``promtool``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def bed(tmp_path_factory):
     bed.stop()
 
 
-def test_recorded_pc_values_federate_a_real_sc(bed, tmp_path):
+def test_pc_release_values_federate_a_real_sc(bed, tmp_path):
     exporter = LocalExporter({"models": ["iris"], "other": ["noise"]}).start()
     sc_server = None
     try:
@@ -46,7 +48,7 @@ def test_recorded_pc_values_federate_a_real_sc(bed, tmp_path):
         sc_server.port = None
         sc_server.start()
         jobs = bed.release("pc1", "monitoring", RELEASE)["values"]["prometheus"]["prometheusSpec"]["additionalScrapeConfigs"]
-        # The SC restarted on a new port: point the recorded job at it (the only edit).
+        # The SC restarted on a new port: point the release's job at it (the only edit).
         assert len(jobs) == 1 and jobs[0]["job_name"] == "federate-sc1"
         jobs[0]["static_configs"][0]["targets"] = [sc_server.address]
 

@@ -1,12 +1,13 @@
 """The iris example pipeline end to end, with the KFP local runner (``kfp.local.SubprocessRunner``).
 
 Started by this module through ``tests/helpers/iris_bed.IrisBed`` (each stopped in teardown):
-a real S3 server (moto) with the data set and SC1's deployer kubeconfig, the Kubernetes
-API test double as cluster ``sc1`` (its emulated KServe controller marks
-InferenceServices Ready) and a real ``mlflow server``; after the pipeline,
-``examples/iris/serve_local.py`` (kserve ModelServer + onnxruntime) over the published
-Triton repository, queried with ``examples/iris/infer.py`` (plain JSON and
-``tritonclient.http`` binary).
+a real cluster ``sc1`` (kube-apiserver with RBAC, kwok nodes) on which the kserve role
+installed KServe - its REAL controller manager runs against sc1 -, a real S3 server (MinIO)
+prepared by the object_storage role (data set, SC1's least-privilege deployer kubeconfig)
+and a real ``mlflow server``; after the pipeline, ``examples/iris/serve_local.py`` (kserve
+ModelServer + onnxruntime; nothing runs inside the kwok pods) over the published Triton
+repository, queried with ``examples/iris/infer.py`` (plain JSON and ``tritonclient.http``
+binary).
 
 The pipeline runs once (``pipeline.py --run-local`` in a subprocess, module fixture);
 the tests assert on what it left behind.
@@ -19,11 +20,12 @@ import json
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 
-from tests.helpers.iris_bed import BUCKET, IRIS, MODEL, NAMESPACE, PREFIX, IrisBed
+from tests.helpers.iris_bed import BUCKET, DEPLOYER, IRIS, MODEL, NAMESPACE, PREFIX, IrisBed
 from tests.helpers.iris_bed import SERVICE_ACCOUNT as SA
 from tests.helpers.procs import free_port
 
@@ -40,7 +42,7 @@ def bed(tmp_path_factory):
     t0 = time.monotonic()
     iris = IrisBed(work, mlflow=True)
     try:
-        timings = {"services": time.monotonic() - t0}
+        timings = {"services": time.monotonic() - t0, **iris.timings}
         summary_file = work / "summary.json"
         t1 = time.monotonic()
         run = iris.run_pipeline(summary_file)
@@ -73,6 +75,12 @@ def v2_server(bed):
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def isvc_host(bed) -> str:
+    """The host name of the InferenceService as KServe reports it (what an ingress routes on)."""
+    return urlsplit(bed["summary"]["url"]).netloc
+
+
 def _predictions(bed) -> list[dict]:
     with open(bed["summary"]["predictions"]["path"], encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
@@ -81,7 +89,8 @@ def _predictions(bed) -> list[dict]:
 def test_pipeline_outputs(bed):
     summary = bed["summary"]
     assert summary["storage_uri"] == f"s3://{BUCKET}/{PREFIX}"
-    assert summary["url"] == f"http://iris.{NAMESPACE}.example"  # the double's emulated KServe controller
+    # What KServe's controller reports: the chart's domain template {{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}
+    assert summary["url"] == f"http://{MODEL}-{NAMESPACE}.example.com"
     assert summary["mlflow_run_id"]
     assert summary["train_metrics"]["metadata"]["accuracy"] >= 0.9
     metrics = summary["convert_metrics"]["metadata"]
@@ -140,6 +149,52 @@ def test_inference_service_on_sc1(bed):
                                   "storageUri": f"s3://{BUCKET}/{PREFIX}"}
     assert [c["status"] for c in isvc["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
     assert {m["manager"] for m in meta["managedFields"]} >= {"nga4m-iris-pipeline"}
+    # KServe's controller reconciled it (Standard mode, our ClusterServingRuntime) into a predictor Deployment
+    # that runs as the storage ServiceAccount with the storage URI of the published repository.
+    status = isvc["status"]
+    assert status["observedGeneration"] == meta["generation"]
+    assert status["clusterServingRuntimeName"] == RUNTIME and status["deploymentMode"] == "Standard"
+    assert status["url"] == bed["summary"]["url"]
+    deployment = client.get(client.resources.get(api_version="apps/v1", kind="Deployment"), name=f"{MODEL}-predictor",
+                            namespace=NAMESPACE).to_dict()
+    template = deployment["spec"]["template"]
+    assert template["spec"]["serviceAccountName"] == SA
+    assert template["metadata"]["annotations"]["internal.serving.kserve.io/storage-initializer-sourceuri"] == f"s3://{BUCKET}/{PREFIX}"
+    assert [c["image"] for c in template["spec"]["containers"]] == ["nvcr.io/nvidia/tritonserver:25.10-py3"]
+    assert deployment["status"]["availableReplicas"] >= 1
+
+
+def _can(api, verb: str, resource: str, namespace: str, group: str = "") -> bool:
+    """What the API server's authorizer answers for the caller of ``api`` (SelfSubjectAccessReview)."""
+    from kubernetes.client import AuthorizationV1Api  # noqa: PLC0415
+
+    review = {"spec": {"resourceAttributes": {"verb": verb, "resource": resource, "group": group, "namespace": namespace}}}
+    return AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed
+
+
+def test_deployer_kubeconfig_is_least_privilege(bed):
+    """The kubeconfig the serve step used: a bound ServiceAccount token allowed InferenceServices in models, nothing else."""
+    from kubernetes import config as k8s_config  # noqa: PLC0415
+    from kubernetes.client import AuthenticationV1Api, CoreV1Api  # noqa: PLC0415
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    doc = bed["iris"].deployer_kubeconfig()
+    user = doc["users"][0]["user"]
+    assert user.get("token") and "client-certificate-data" not in user
+    api = k8s_config.new_client_from_config_dict(doc)
+    who = AuthenticationV1Api(api).create_self_subject_review({}).status.user_info
+    assert who.username == f"system:serviceaccount:{NAMESPACE}:{DEPLOYER}"
+    # What the serve step does: server-side apply (patch), get and watch InferenceServices in the models namespace.
+    for verb in ("get", "list", "watch", "create", "patch", "update", "delete"):
+        assert _can(api, verb, "inferenceservices", NAMESPACE, "serving.kserve.io"), verb
+    # Nothing else: not the S3 Secret next to it, not pods, not InferenceServices of another namespace.
+    assert not _can(api, "get", "secrets", NAMESPACE)
+    assert not _can(api, "create", "pods", NAMESPACE)
+    assert not _can(api, "create", "inferenceservices", "default", "serving.kserve.io")
+    assert not _can(api, "patch", "servingruntimes", NAMESPACE, "serving.kserve.io")
+    with pytest.raises(ApiException) as denied:
+        CoreV1Api(api).read_namespaced_secret("kserve-s3", NAMESPACE)
+    assert denied.value.status == 403
 
 
 def test_publish_and_serve_are_idempotent(bed, monkeypatch, capsys):
@@ -181,7 +236,7 @@ def test_serve_fails_clearly_without_kubeconfig(bed, monkeypatch):
                          model_format="triton", service_account=SA, model_name=MODEL, model_version=1, ready_timeout=5)
 
 
-def test_v2_inference_json_and_binary(v2_server):
+def test_v2_inference_json_and_binary(v2_server, isvc_host):
     infer.wait_ready(v2_server, MODEL, timeout=30)
     expected = ["setosa", "versicolor", "virginica"]
     by_json = infer.infer_json(v2_server, MODEL, infer.SAMPLE_ROWS)
@@ -190,12 +245,12 @@ def test_v2_inference_json_and_binary(v2_server):
     assert [r["class"] for r in by_binary] == expected
     np.testing.assert_allclose([r["probabilities"] for r in by_json], [r["probabilities"] for r in by_binary], atol=1e-6)
     # KServe ingress style: the InferenceService host name in the Host header
-    hosted = infer.infer_binary(v2_server, MODEL, infer.SAMPLE_ROWS, host="iris.models.example.com")
+    hosted = infer.infer_binary(v2_server, MODEL, infer.SAMPLE_ROWS, host=isvc_host)
     assert [r["class"] for r in hosted] == expected
 
 
-def test_infer_cli(v2_server, bed):
-    argv = [sys.executable, IRIS / "infer.py", "--url", v2_server, "--host", "iris.models.example.com", "--protocol", "both",
+def test_infer_cli(v2_server, bed, isvc_host):
+    argv = [sys.executable, IRIS / "infer.py", "--url", v2_server, "--host", isvc_host, "--protocol", "both",
             "--row", "5.0,3.4,1.5,0.2", "--row", "7.7,3.0,6.1,2.3"]
     run = subprocess.run([str(a) for a in argv], env=bed["env"], capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr

@@ -1,11 +1,13 @@
-"""Role kube_prometheus_stack on emulated clusters (kube API double + helm double).
+"""Role kube_prometheus_stack on real control planes (kwok nodes) with the real helm.
 
-Asserts the Helm values the releases received: each SC's externalLabels carry its
-cluster name and its ServiceMonitor selection is explicit; the PC's
-additionalScrapeConfigs hold exactly one federate job per SC (cluster label,
-match[]), adding an SC to the inventory adds exactly its job; reruns and
-check mode change nothing; the dashboard ConfigMap carries the sidecar label;
-the generated Grafana password is stable across runs.
+The chart is our kube-prometheus-stack fixture chart (80.13.3, strict values schema) served by
+the bed's chart repository. Asserts the Helm values the releases received, as real helm
+reports them: each SC's externalLabels carry its cluster name and its ServiceMonitor
+selection is explicit; the PC's additionalScrapeConfigs hold exactly one federate job per SC
+(cluster label, match[]), adding an SC to the inventory adds exactly its job; reruns and
+check mode change nothing (the release stays at revision 1); the dashboard ConfigMap carries
+the sidecar label; the generated Grafana password is stable across runs and survives a
+teardown.
 """
 
 from __future__ import annotations

@@ -1,18 +1,27 @@
-"""Role kserve on an emulated SC (kube API double + helm double).
+"""Role kserve on real SC control planes (kube-apiserver, controllers, kwok nodes) with the real helm.
 
-The helm double records the three releases (cert-manager with CRDs, kserve-crd and
-kserve-resources from the OCI charts, pinned); the objects the role applies
-itself are asserted in the emulated API: the Triton ClusterServingRuntime, the
-models namespace, the S3 Secret with KServe's annotations and the ServiceAccount
-listing it. Reruns and check mode change nothing; teardown removes it all.
+The charts come from the bed's chart repository: our fixture charts ``cert-manager`` and
+``kserve-resources`` (under the upstream names and pinned versions, strict values schemas) and
+KServe's real ``kserve-crd`` chart. Asserted as real helm reports them: the three releases
+deployed at the pinned versions with the values the role gives (cert-manager with its CRDs,
+the deployment mode), the CRDs they installed Established, the controller Deployment
+Available and its ``inferenceservice-config``; the role's defaults still name KServe's OCI
+charts (the bed's inventory points the refs at its repository). The objects the role applies
+itself are read back from the API server: the Triton ClusterServingRuntime (validated by the
+real CRD's schema), the models namespace, the S3 Secret with KServe's annotations and the
+ServiceAccount listing it. Reruns and check mode change nothing; teardown removes it all.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
+import yaml
 
+from tests.helpers.bed import CHART_REPO
+from tests.helpers.playbook import REPO
 from tests.integration.platform_bed import PlatformBed, failure_text
 
 S3 = {"kserve_s3_endpoint": "minio.storage.example.com:9000", "kserve_s3_access_key": "test-access",
@@ -21,14 +30,14 @@ S3 = {"kserve_s3_endpoint": "minio.storage.example.com:9000", "kserve_s3_access_
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
-    bed = PlatformBed(tmp_path_factory.mktemp("kserve"), clusters=("pc1", "sc1", "sc2"))
+    bed = PlatformBed(tmp_path_factory.mktemp("kserve"), clusters=("sc1", "sc2"))
     yield bed
     bed.stop()
 
 
 @pytest.fixture(scope="module")
 def inventory(bed):
-    return bed.inventory(sc=("sc1",), hostvars={"sc1": dict(S3)})
+    return bed.inventory(pc=(), sc=("sc1",), hostvars={"sc1": dict(S3)})
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +48,60 @@ def first_run(bed, inventory):
 
 
 def test_check_mode_on_a_fresh_cluster(bed):
-    inv = bed.inventory(sc=("sc2",), hostvars={"sc2": dict(S3)}, name="inventory-fresh.yml")
+    inv = bed.inventory(pc=(), sc=("sc2",), hostvars={"sc2": dict(S3)}, name="inventory-fresh.yml")
     run = bed.run("kserve_role.yml", inv, check=True, diff=True)
     assert run.rc == 0, failure_text(run)
+    assert run.changed_total() > 0  # it reports what it would install
     assert bed.get("sc2", "v1", "Namespace", "models") is None
+    assert bed.releases("sc2") == []
+    assert bed.get("sc2", "apiextensions.k8s.io/v1", "CustomResourceDefinition", "inferenceservices.serving.kserve.io") is None
     assert "test-secret-value" not in run.stdout
 
 
-def test_releases_recorded(bed, first_run):
+def _established(bed, cluster: str, name: str) -> bool:
+    crd = bed.get(cluster, "apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+    return crd is not None and any(c["type"] == "Established" and c["status"] == "True"
+                                   for c in crd.get("status", {}).get("conditions", []))
+
+
+def _deploy_config(bed, cluster: str = "sc1") -> dict:
+    cm = bed.get(cluster, "v1", "ConfigMap", "inferenceservice-config", "kserve")
+    assert cm is not None, "the kserve-resources chart's inferenceservice-config is missing"
+    return json.loads(cm["data"]["deploy"])
+
+
+def test_releases_deployed_at_the_pinned_versions(bed, first_run):
     cm = bed.release("sc1", "cert-manager", "cert-manager")
-    assert cm["version"] == "v1.19.1" and cm["values"]["crds"]["enabled"] is True
+    assert (cm["chart"], cm["version"], cm["status"]) == ("cert-manager", "v1.19.1", "deployed")
+    assert cm["values"]["crds"]["enabled"] is True
+    for crd in ("certificates.cert-manager.io", "issuers.cert-manager.io", "clusterissuers.cert-manager.io"):
+        assert _established(bed, "sc1", crd), crd  # installed because crds.enabled reached the chart
     crd = bed.release("sc1", "kserve", "kserve-crd")
-    assert crd["chart_ref"] == "oci://ghcr.io/kserve/charts/kserve-crd" and crd["version"] == "v0.20.0"
+    assert (crd["chart"], crd["version"], crd["status"]) == ("kserve-crd", "v0.20.0", "deployed")
+    for name in ("inferenceservices.serving.kserve.io", "clusterservingruntimes.serving.kserve.io",
+                 "servingruntimes.serving.kserve.io"):
+        assert _established(bed, "sc1", name), name  # KServe's own CRDs, from its real chart
     res = bed.release("sc1", "kserve", "kserve")
-    assert res["chart_ref"] == "oci://ghcr.io/kserve/charts/kserve-resources" and res["version"] == "v0.20.0"
+    assert (res["chart"], res["version"], res["status"]) == ("kserve-resources", "v0.20.0", "deployed")
     assert res["values"]["kserve"]["controller"]["deploymentMode"] == "Standard"
+    assert _deploy_config(bed) == {"defaultDeploymentMode": "Standard"}
+    controller = bed.get("sc1", "apps/v1", "Deployment", "kserve-controller-manager", "kserve")
+    assert controller is not None
+    assert any(c["type"] == "Available" and c["status"] == "True" for c in controller["status"]["conditions"])  # helm --wait
+
+
+def test_chart_refs(first_run):
+    """The role pins KServe's OCI charts; the run installed from the refs the inventory gave (the bed's repository)."""
+    defaults = yaml.safe_load((REPO / "roles" / "kserve" / "defaults" / "main.yml").read_text())
+    assert defaults["kserve_crd_chart_ref"] == "oci://ghcr.io/kserve/charts/kserve-crd"
+    assert defaults["kserve_resources_chart_ref"] == "oci://ghcr.io/kserve/charts/kserve-resources"
+    assert defaults["kserve_version"] == "v0.20.0"
+    used = {}
+    for task in ("Install or upgrade the KServe CRDs", "Install or upgrade the KServe controller"):
+        args = first_run.result(f"nga4m.platform.kserve : {task}", "sc1")["invocation"]["module_args"]
+        used[args["release_name"]] = (args["chart_ref"], args["chart_version"])
+    assert used == {"kserve-crd": (f"{CHART_REPO}/kserve-crd", "v0.20.0"),
+                    "kserve": (f"{CHART_REPO}/kserve-resources", "v0.20.0")}
 
 
 def test_objects_applied(bed, first_run):
@@ -91,7 +139,10 @@ def test_rerun_and_check_mode_change_nothing(bed, inventory, first_run):
 def test_knative_mode_reaches_the_values(bed, inventory, first_run):
     run = bed.run("kserve_role.yml", inventory, extra_vars={"kserve_deployment_mode": "Knative"})
     assert run.rc == 0, failure_text(run)
-    assert bed.release("sc1", "kserve", "kserve")["values"]["kserve"]["controller"]["deploymentMode"] == "Knative"
+    release = bed.release("sc1", "kserve", "kserve")
+    assert release["values"]["kserve"]["controller"]["deploymentMode"] == "Knative"
+    assert release["revision"] == 2
+    assert _deploy_config(bed) == {"defaultDeploymentMode": "Serverless"}  # what the chart makes of it for the controller
 
 
 def test_teardown(bed, inventory, first_run):
@@ -101,6 +152,10 @@ def test_teardown(bed, inventory, first_run):
     assert bed.get("sc1", "v1", "Secret", "kserve-s3", "models") is None
     with pytest.raises(KeyError):
         bed.release("sc1", "kserve", "kserve")
+    assert bed.get("sc1", "apps/v1", "Deployment", "kserve-controller-manager", "kserve") is None
+    with pytest.raises(KeyError):
+        bed.release("sc1", "cert-manager", "cert-manager")
     # Data and CRDs stay unless asked for.
     assert bed.get("sc1", "v1", "Namespace", "models") is not None
-    assert bed.release("sc1", "kserve", "kserve-crd")
+    assert bed.release("sc1", "kserve", "kserve-crd")["status"] == "deployed"
+    assert _established(bed, "sc1", "inferenceservices.serving.kserve.io")

@@ -1,23 +1,18 @@
 """Bad inputs to the nga4m.platform.kubeflow role fail before any object is applied, with a clear message.
 
-Table-driven: each case overrides role variables, runs the role against a fresh
-emulated cluster (Kubernetes API test double) and asserts that the run failed in
-argument validation or preflight with the expected message and that the cluster
-holds nothing but its seed objects.
+Table-driven: each case overrides role variables, runs the role against a real cluster
+that stays fresh (its own kube-apiserver, controllers and kwok nodes) and asserts that the
+run failed in argument validation or preflight with the expected message, that no apply
+task ran and that the cluster holds exactly the objects it held before.
 """
 
 from __future__ import annotations
 
-import json
-import urllib.request
-from pathlib import Path
-
 import pytest
 
-from tests.helpers.playbook import REPO, run_playbook
-from tests.helpers.procs import ManagedProcess, wait_file
+from tests.integration.platform_bed import PLAYBOOKS, PlatformBed
+from tests.integration.test_kubeflow_role import PLAYBOOK, snapshot
 
-PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "kubeflow_role.yml"
 SECRET = "s3cr3t-never-printed"
 
 CASES = [
@@ -62,32 +57,25 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("kubeflow-bad-input")
-    state = tmp / "kubeapi"
-    python = REPO / ".venv" / "bin" / "python"
-    proc = ManagedProcess([python if python.exists() else "python3", REPO / "tests/doubles/kubeapi_double.py",
-                           "--state-dir", state, "--cluster", "pc"], log_path=tmp / "kubeapi.log")
-    try:
-        wait_file(state / "clusters.json", proc, timeout=30)
-        yield json.loads((state / "clusters.json").read_text())["pc"]
-    finally:
-        proc.stop()
+    bed = PlatformBed(tmp_path_factory.mktemp("kubeflow-bad-input"), clusters=("pc",))
+    yield bed
+    bed.stop()
 
 
-def object_count(server: str) -> int:
-    with urllib.request.urlopen(f"{server}/_double/objects", timeout=10) as resp:  # noqa: S310 - loopback
-        return json.loads(resp.read())["count"]
+@pytest.fixture(scope="module")
+def seed(cluster):
+    """What the fresh cluster holds (the objects the check-mode snapshot covers)."""
+    return snapshot(cluster)
 
 
 @pytest.mark.parametrize("overrides, needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_fails_before_anything_is_applied(cluster, overrides, needle):
-    before = object_count(cluster["server"])
-    run = run_playbook(PLAYBOOK, extra_vars={"kubeconfig": cluster["kubeconfig"], **overrides})
+def test_bad_input_fails_before_anything_is_applied(cluster, seed, overrides, needle):
+    run = cluster.run(PLAYBOOK, "localhost,", extra_vars={"kubeconfig": cluster.kubeconfig("pc"), **overrides})
     assert run.rc != 0, f"expected a failure for {overrides}\n{run.stdout[-3000:]}"
     output = run.stdout + run.stderr
     assert needle in output, output[-4000:]
     assert SECRET not in output
-    assert object_count(cluster["server"]) == before
+    assert snapshot(cluster) == seed
     applied = [t for p in run.data.get("plays", []) for t in p.get("tasks", [])
                if "first pass" in t.get("task", {}).get("name", "")]
     assert applied == [], "no apply task may run on bad input"
@@ -96,4 +84,4 @@ def test_bad_input_fails_before_anything_is_applied(cluster, overrides, needle):
 def test_cases_table_is_large_enough():
     assert len(CASES) >= 7
     assert len({c[0] for c in CASES}) == len(CASES)
-    assert Path(PLAYBOOK).exists()
+    assert (PLAYBOOKS / PLAYBOOK).exists()

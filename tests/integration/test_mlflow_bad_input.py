@@ -1,7 +1,9 @@
 """Role mlflow: bad inputs fail in preflight with a message that says what to fix, and nothing is applied.
 
-Table-driven; runs against the kube API double (a TEST DOUBLE): cluster ``pc1`` has
-the Istio VirtualService CRD and the kubeflow namespace, cluster ``noistio`` has neither.
+Table-driven; runs against real control planes (kube-apiserver, controllers, kwok nodes):
+cluster ``pc1`` has the Istio VirtualService CRD (from the Kubeflow manifests fixture) and the
+kubeflow namespace, cluster ``noistio`` has neither. After each case the namespaces are those
+of before and the role's namespace holds no Secret.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ the kubelet does (``valueFrom.secretKeyRef`` from the Secrets the role would cre
 
 * a real MariaDB (Debian ``mariadb-server``) on loopback, with the database and user
   created the way the MySQL image's ``MYSQL_DATABASE``/``MYSQL_USER``/``MYSQL_PASSWORD`` do;
-* a real S3 server (``moto_server``) on loopback with the bucket created.
+* a real S3 server (MinIO, ``tests/helpers/s3.py``) on loopback with the bucket created.
 
 Then: the tracking API answers under the ``/mlflow`` prefix, Host validation behaves,
 a run with a metric and an artifact is logged with the MLflow client, and the artifact
@@ -99,7 +99,7 @@ def render_container(extra_vars: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """MariaDB + moto S3 + the rendered ``mlflow server``; yields a dict describing them."""
+    """MariaDB + MinIO + the rendered ``mlflow server``; yields a dict describing them."""
     work = tmp_path_factory.mktemp("mlflow-contract")
     timings: dict[str, float] = {}
     started: list = []

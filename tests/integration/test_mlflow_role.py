@@ -1,49 +1,46 @@
-"""Role mlflow on an emulated primary cluster (the kube API double, a TEST DOUBLE).
+"""Role mlflow on a real primary control plane (kube-apiserver, controllers, kwok nodes).
 
-Converges the role (after creating a fixture Istio VirtualService CRD and the
-kubeflow namespace, as Kubeflow would), then asserts the Secrets, PVCs,
-Deployments, Services, the bucket Job and the VirtualService route; a second run
-changes nothing and keeps the generated credentials; ``--check --diff`` changes
-nothing on the converged cluster and creates nothing on a fresh one; a changed
-bucket spec runs a new bucket Job and removes the old one.
+Converges the role (after creating what Kubeflow leaves behind: Istio's VirtualService CRD,
+from the Kubeflow manifests fixture with its typed schema, and the kubeflow namespace), then
+asserts the Secrets, PVCs (bound by the real PersistentVolume controller), Deployments
+(Available: kwok runs their pods as Ready), Services, the bucket Job (Complete: kwok lets its
+pod succeed) and the VirtualService route as the API server stores them; a second run
+changes nothing and keeps the generated credentials; ``--check --diff`` changes nothing on
+the converged cluster and creates nothing on a fresh one; a changed bucket spec runs a new
+bucket Job and removes the old one.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
+import yaml
 
-from tests.integration.platform_bed import PlatformBed, failure_text
+from tests.integration.platform_bed import FIXTURES, PlatformBed, failure_text
 
 NS = "mlflow"
 PLAYBOOK = "mlflow_converge.yml"
-VS_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "virtualservices.networking.istio.io"},
-    "spec": {
-        "group": "networking.istio.io",
-        "scope": "Namespaced",
-        "names": {"kind": "VirtualService", "listKind": "VirtualServiceList", "plural": "virtualservices",
-                  "singular": "virtualservice", "shortNames": ["vs"]},
-        "versions": [
-            {"name": v, "served": True, "storage": v == "v1",
-             "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
-            for v in ("v1", "v1beta1", "v1alpha3")
-        ],
-    },
-}
+VS_CRD = FIXTURES / "kubeflow_manifests" / "common" / "crds" / "virtualservices.yaml"
 
 
-def istio_fixture(bed: PlatformBed, cluster: str) -> None:
-    """What Kubeflow leaves behind that the role relies on: the VirtualService CRD and the kubeflow namespace."""
+def istio_fixture(bed: PlatformBed, cluster: str, timeout: float = 60) -> None:
+    """What Kubeflow leaves behind that the role relies on: the VirtualService CRD (Established) and the kubeflow namespace."""
     from kubernetes import dynamic  # noqa: PLC0415
 
     dyn = dynamic.DynamicClient(bed.api(cluster))
-    dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition").create(body=VS_CRD)
+    crd = yaml.safe_load(VS_CRD.read_text())
+    dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition").create(body=crd)
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow"}}
     dyn.resources.get(api_version="v1", kind="Namespace").create(body=namespace)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        live = bed.get(cluster, "apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"])
+        if any(c["type"] == "Established" and c["status"] == "True" for c in (live.get("status") or {}).get("conditions") or []):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"CRD {crd['metadata']['name']} not Established on {cluster} after {timeout}s")
 
 
 def secret_values(bed, cluster="pc1") -> dict:
@@ -95,8 +92,10 @@ def test_mysql_and_minio_objects(bed, first_run):
         pvc = bed.get("pc1", "v1", "PersistentVolumeClaim", name, NS)
         assert pvc is not None, name
         assert bed.get("pc1", "v1", "Service", name, NS) is not None, name
+        assert pvc["status"]["phase"] == "Bound", (name, pvc["status"])  # the real PV controller bound it
         dep = bed.get("pc1", "apps/v1", "Deployment", name, NS)
         assert dep["spec"]["strategy"]["type"] == "Recreate"
+        assert _available(dep), (name, dep["status"])
         assert dep["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == name
     mysql = bed.get("pc1", "apps/v1", "Deployment", "mlflow-mysql", NS)["spec"]["template"]["spec"]["containers"][0]
     assert mysql["image"] == "docker.io/library/mysql:8.4.6"
@@ -110,10 +109,15 @@ def test_mysql_and_minio_objects(bed, first_run):
     }
 
 
+def _available(dep: dict) -> bool:
+    return any(c["type"] == "Available" and c["status"] == "True" for c in (dep.get("status") or {}).get("conditions") or [])
+
+
 def test_bucket_job(bed, first_run):
     jobs = bed.list("pc1", "batch/v1", "Job", NS)
     assert len(jobs) == 1
     job = jobs[0]
+    assert job["status"].get("succeeded") == 1, job["status"]  # its pod succeeded (kwok), the Job controller completed it
     assert job["metadata"]["name"].startswith("mlflow-bucket-")
     script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
     assert "mc mb --ignore-existing" in script or "mb --ignore-existing" in script
@@ -143,6 +147,7 @@ def test_tracking_server_deployment(bed, first_run):
     assert pod["initContainers"][0]["name"] == "wait-for-database"
     svc = bed.get("pc1", "v1", "Service", "mlflow", NS)
     assert svc["spec"]["ports"][0]["port"] == 5000
+    assert _available(dep), dep["status"]
 
 
 def test_virtualservice_route(bed, first_run):
@@ -155,6 +160,26 @@ def test_virtualservice_route(bed, first_run):
     assert "rewrite" not in route  # the server serves everything under --static-prefix /mlflow
     assert route["route"][0]["destination"] == {"host": "mlflow.mlflow.svc.cluster.local", "port": {"number": 5000}}
     assert routes["mlflow-redirect"]["redirect"] == {"uri": "/mlflow/"}
+    assert route["timeout"] == "300s"
+
+
+def test_virtualservice_schema_refuses_a_misspelled_field(bed, first_run):
+    """The route went through a typed schema: the same object with a misspelled field is refused, not trimmed."""
+    from kubernetes import dynamic  # noqa: PLC0415
+    from kubernetes.dynamic.exceptions import DynamicApiError  # noqa: PLC0415
+
+    vs = bed.get("pc1", "networking.istio.io/v1", "VirtualService", "mlflow", "kubeflow")
+    body = {"apiVersion": vs["apiVersion"], "kind": vs["kind"],
+            "metadata": {"name": "mlflow", "namespace": "kubeflow"}, "spec": dict(vs["spec"])}
+    body["spec"]["http"] = [dict(r) for r in vs["spec"]["http"]]
+    [route] = [r for r in body["spec"]["http"] if r["name"] == "mlflow"]
+    route["timout"] = route.pop("timeout")
+    dyn = dynamic.DynamicClient(bed.api("pc1"))
+    res = dyn.resources.get(api_version="networking.istio.io/v1", kind="VirtualService")
+    with pytest.raises(DynamicApiError) as refused:
+        dyn.server_side_apply(res, body=body, field_manager="nga4m-test", force_conflicts=True)
+    assert "timout" in str(refused.value.body) and "field not declared in schema" in str(refused.value.body), refused.value.body
+    assert bed.get("pc1", "networking.istio.io/v1", "VirtualService", "mlflow", "kubeflow")["spec"] == vs["spec"]
 
 
 def test_second_run_changes_nothing_and_keeps_credentials(bed, inventory, first_run):

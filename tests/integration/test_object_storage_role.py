@@ -1,9 +1,12 @@
-"""Role object_storage against a real S3 server (moto) and emulated SCs (kube API double).
+"""Role object_storage against a real S3 server (MinIO) and real SC control planes (kwok nodes).
 
 Checks the bucket and its hierarchy (prefix markers), the uploaded data set, and
 per SC a least-privilege deployer: ServiceAccount + Role limited to
 InferenceServices in the models namespace + RoleBinding, whose bound token
-(TokenRequest) is assembled into a kubeconfig stored under ``kubeconfigs/<sc>``.
+(TokenRequest, issued by the SC's own API server) is assembled into a kubeconfig stored
+under ``kubeconfigs/<sc>``. The stored kubeconfig is used as is against the real API
+servers: its SC authenticates it as the deployer ServiceAccount and RBAC lets it manage
+InferenceServices in the models namespace and nothing else; another SC refuses the token.
 A second run rewrites nothing; a short renewal threshold re-issues the token;
 secrets never reach the output; the controller-only option writes 0600 files;
 teardown removes kubeconfigs and RBAC but keeps the data.
@@ -34,7 +37,7 @@ def s3(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
-    bed = PlatformBed(tmp_path_factory.mktemp("os"), clusters=("pc1", "sc1", "sc2", "sc3"))
+    bed = PlatformBed(tmp_path_factory.mktemp("os"), clusters=("sc1", "sc2", "sc3"))
     yield bed
     bed.stop()
 
@@ -43,7 +46,7 @@ def bed(tmp_path_factory):
 def setup(bed, s3, tmp_path_factory):
     data = tmp_path_factory.mktemp("data") / "iris.csv"
     data.write_text(IRIS)
-    inventory = bed.inventory(sc=("sc1", "sc2"))
+    inventory = bed.inventory(pc=(), sc=("sc1", "sc2"))
     extra = {
         "object_storage_endpoint": s3.endpoint, "object_storage_access_key": s3.access_key,
         "object_storage_secret_key": s3.secret_key, "object_storage_bucket": BUCKET,
@@ -64,7 +67,7 @@ def _get(s3, key):
 
 
 def test_check_mode_on_fresh_cluster_and_bucket(bed, s3, setup):
-    inventory = bed.inventory(sc=("sc3",), name="inventory-fresh.yml")
+    inventory = bed.inventory(pc=(), sc=("sc3",), name="inventory-fresh.yml")
     extra = dict(setup["extra"], object_storage_bucket="fresh-bucket")  # with the data files: they go into the missing bucket
     run = bed.run("object_storage_role.yml", inventory, extra_vars=extra, check=True, diff=True)
     assert run.rc == 0, failure_text(run)
@@ -89,7 +92,51 @@ def test_deployer_kubeconfig_per_sc(bed, s3, setup):
         token = cfg["users"][0]["user"]["token"]
         payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=" * (-len(token.split(".")[1]) % 4)))
         assert payload["sub"] == "system:serviceaccount:models:model-deployer"
-        assert token != f"kubeapi-double-{sc}"  # never the admin credentials
+        assert "client-certificate-data" not in cfg["users"][0]["user"]  # never the admin credentials
+
+
+def _client(cfg: dict, server: str | None = None):
+    """An API client from a stored deployer kubeconfig (optionally aimed at another server)."""
+    from kubernetes import config  # noqa: PLC0415
+
+    cfg = json.loads(json.dumps(cfg))
+    if server:
+        cfg["clusters"][0]["cluster"]["server"] = server
+    return config.new_client_from_config_dict(cfg)
+
+
+def _can(api, verb: str, resource: str, group: str = "", namespace: str = "models", subresource: str = "") -> bool:
+    from kubernetes import client  # noqa: PLC0415
+
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
+        resource_attributes=client.V1ResourceAttributes(verb=verb, resource=resource, group=group, namespace=namespace,
+                                                        subresource=subresource)))
+    return client.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed
+
+
+def test_deployer_kubeconfig_works_and_is_least_privilege(bed, s3, setup):
+    """The stored kubeconfig, as is, against the real API servers: authenticated as the deployer, RBAC-limited."""
+    from kubernetes import client  # noqa: PLC0415
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    for sc in ("sc1", "sc2"):
+        cfg = yaml.safe_load(_get(s3, f"kubeconfigs/{sc}"))
+        api = _client(cfg)
+        who = client.AuthenticationV1Api(api).create_self_subject_review(client.V1SelfSubjectReview())
+        assert who.status.user_info.username == "system:serviceaccount:models:model-deployer"
+        for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
+            assert _can(api, verb, "inferenceservices", "serving.kserve.io"), verb
+        assert _can(api, "get", "inferenceservices", "serving.kserve.io", subresource="status")
+        assert not _can(api, "update", "inferenceservices", "serving.kserve.io", subresource="status")
+        assert not _can(api, "create", "inferenceservices", "serving.kserve.io", namespace="default")
+        assert not _can(api, "get", "secrets")
+        assert not _can(api, "create", "pods")
+        assert not _can(api, "create", "deployments", "apps")
+    # Each SC's API server has its own token issuer: sc1's token means nothing to sc2.
+    other = _client(yaml.safe_load(_get(s3, "kubeconfigs/sc1")), server=bed.clusters["sc2"]["server"])
+    with pytest.raises(ApiException) as refused:
+        client.AuthenticationV1Api(other).create_self_subject_review(client.V1SelfSubjectReview())
+    assert refused.value.status == 401
 
 
 def test_role_allows_only_inferenceservices(bed, setup):

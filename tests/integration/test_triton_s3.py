@@ -1,4 +1,4 @@
-"""triton_model_repository against a real S3 server (moto_server on loopback) through ansible-playbook."""
+"""triton_model_repository against a real S3 server (MinIO on loopback, tests/helpers/s3.py) through ansible-playbook."""
 
 from __future__ import annotations
 

@@ -1,28 +1,37 @@
-"""playbooks/verify.yml against real Prometheus federation, the emulated clusters and a v2 endpoint.
+"""playbooks/verify.yml against real clusters, real Prometheus federation and a v2 endpoint.
 
-Real: two SC Prometheus servers (external label cluster=sc1/sc2) scraping a local
-exporter, and a PC Prometheus federating both with the configuration rendered by
+Real: the clusters pc1, sc1, sc2 (control planes of the session bed with kwok nodes: the
+Deployment, StatefulSet and ReplicaSet controllers make the workloads available); KServe
+converged by the kserve role on sc1 and sc2, whose REAL controller manager reconciles the
+iris InferenceService on sc1 into a predictor and reports it Ready with its status.url; two
+SC Prometheus servers (external label cluster=sc1/sc2) scraping a local exporter, and a PC
+Prometheus federating both with the configuration rendered by
 ``nga4m.platform.prometheus_federation``; the iris ONNX model run by onnxruntime.
-TEST DOUBLES: the Kubernetes API (tests/doubles/kubeapi_double.py; its emulated
-controllers make Deployments Available and the InferenceService Ready with a
-status.url) and the HTTP front of the model server (v2_server_double.py, standing
-in for Triton behind KServe; requests carry the InferenceService's Host header).
+TEST DOUBLE: the HTTP front of the model server (v2_server_double.py, standing in for
+Triton behind KServe: nothing runs inside the kwok pods; requests carry the
+InferenceService's Host header). The workloads of pc1's monitoring and mlflow namespaces
+and of the SCs' monitoring namespace are small Deployments/StatefulSets made here.
 """
 
 from __future__ import annotations
 
+import time
+from urllib.parse import urlsplit
+
 import pytest
-import yaml
 
 from tests.helpers import onnx_models
 from tests.helpers.playbook import REPO, run_playbook
 from tests.helpers.prometheus import LocalExporter, PrometheusServer, scrape_config_for
-from tests.integration.platform_bed import FIXTURES, PLAYBOOKS, PlatformBed, failure_text
+from tests.integration.platform_bed import PLAYBOOKS, PlatformBed, failure_text
 from tests.integration.v2_server_double import V2ServerDouble
 
 VERIFY = REPO / "playbooks" / "verify.yml"
 SUMMARY = "Show the verification summary"
 FAST = {"verify_federation_retries": 20, "verify_federation_delay": 1}
+# KServe's URL for iris in models: the chart's domain template {{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}.
+URL = "http://iris-models.example.com"
+BUCKET = "nga4m-verify"
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +85,39 @@ def _create(bed, cluster, docs):
         client.resources.get(api_version=doc["apiVersion"], kind=doc["kind"]).create(body=doc, namespace=doc["metadata"].get("namespace"))
 
 
+def _wait(what, check, timeout=120):
+    """Poll ``check()`` until it returns something true; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what} not within {timeout}s"
+        time.sleep(0.5)
+
+
+def _available(bed, cluster, kind, name, namespace):
+    obj = bed.get(cluster, "apps/v1", kind, name, namespace) or {}
+    status = obj.get("status", {})
+    if kind == "StatefulSet":
+        return status.get("readyReplicas", 0) >= 1
+    return any(c["type"] == "Available" and c["status"] == "True" for c in status.get("conditions", []))
+
+
+ISVC = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "iris", "namespace": "models"},
+        "spec": {"predictor": {"serviceAccountName": "kserve-models",
+                               "model": {"modelFormat": {"name": "triton"}, "runtime": "nga4m-tritonserver", "protocolVersion": "v2",
+                                         "storageUri": f"s3://{BUCKET}/models/triton"}}}}
+
+
+def _storage_vars(bed):
+    """The shared object storage of the inventory: the session bed's MinIO, a bucket of this module."""
+    s3 = bed.bed.s3
+    return {"object_storage_endpoint": s3["endpoint"], "object_storage_secure": False, "object_storage_region": s3["region"],
+            "object_storage_access_key": s3["access_key"], "object_storage_secret_key": s3["secret_key"],
+            "object_storage_bucket": BUCKET}
+
+
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
     bed = PlatformBed(tmp_path_factory.mktemp("verify"), clusters=("pc1", "sc1", "sc2"))
@@ -86,13 +128,22 @@ def bed(tmp_path_factory):
         statefulset["spec"]["serviceName"] = "prometheus"
         _create(bed, "pc1", [statefulset])
         for sc in ("sc1", "sc2"):
-            _create(bed, sc, [_namespace("kserve"), _namespace("monitoring"), _deployment("kserve-controller-manager", "kserve"),
-                              _deployment("prometheus-operator", "monitoring")])
-        crds = yaml.safe_load((FIXTURES / "kserve_crds.yml").read_text())["items"]
-        isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "iris", "namespace": "models"},
-                "spec": {"predictor": {"model": {"modelFormat": {"name": "triton"}, "protocolVersion": "v2", "storageUri": "s3://nga4m/models/triton"}}}}
-        _create(bed, "sc1", crds + [_namespace("models"), isvc])
-        _create(bed, "sc2", crds)
+            _create(bed, sc, [_namespace("monitoring"), _deployment("prometheus-operator", "monitoring")])
+        # KServe on both SCs by its role (the bed's charts), then the object_storage role: the bucket and each
+        # SC's least-privilege deployer kubeconfig, which verify.yml checks.
+        inv = bed.inventory(name="inventory-roles.yml", all_vars=_storage_vars(bed))
+        for playbook in ("kserve_role.yml", "object_storage_role.yml"):
+            run = bed.run(playbook, inv)
+            assert run.rc == 0, failure_text(run)
+        _create(bed, "sc1", [ISVC])
+        _wait("InferenceService iris Ready on sc1", lambda: [
+            c for c in (bed.get("sc1", ISVC["apiVersion"], ISVC["kind"], "iris", "models") or {}).get("status", {}).get("conditions", [])
+            if c["type"] == "Ready" and c["status"] == "True"])
+        for cluster, kind, name, namespace in [("pc1", "Deployment", "prometheus-operator", "monitoring"),
+                                               ("pc1", "StatefulSet", "prometheus", "monitoring"), ("pc1", "Deployment", "mlflow", "mlflow"),
+                                               ("sc1", "Deployment", "prometheus-operator", "monitoring"),
+                                               ("sc2", "Deployment", "prometheus-operator", "monitoring")]:
+            _wait(f"{cluster} {kind}/{name} available", lambda c=cluster, k=kind, n=name, ns=namespace: _available(bed, c, k, n, ns))
         yield bed
     finally:
         bed.stop()
@@ -102,7 +153,7 @@ def bed(tmp_path_factory):
 def inventory(bed, prometheus, model_server):
     hostvars = {"pc1": {"prometheus_url": prometheus["pc"].url},
                 "sc1": {"verify_model_url": model_server.url}, "sc2": {"verify_model_url": model_server.url}}
-    return bed.inventory(hostvars=hostvars)
+    return bed.inventory(hostvars=hostvars, all_vars=_storage_vars(bed))
 
 
 def _verify(bed, inventory, extra=None):
@@ -129,15 +180,18 @@ def test_every_check_passes_and_the_summary_lists_them(bed, inventory, model_ser
     assert rows[("pc1", "component kubeflow (kubeflow)")].startswith("SKIP namespace kubeflow does not exist")
     for sc in ("sc1", "sc2"):
         assert rows[(sc, "component kserve (kserve)")].startswith("PASS")
+        assert rows[(sc, "component cert-manager (cert-manager)")].startswith("PASS")
+        assert rows[(sc, "component monitoring (monitoring)")] == "PASS 1 workload(s) ready"
         assert rows[(sc, "federated to the PC Prometheus")].startswith("PASS target up"), rows
-    assert rows[("sc1", "model iris InferenceService")].startswith("PASS Ready at http://iris.models.example")
+        assert rows[(sc, "deployer access (models)")].startswith("PASS InferenceServices in models only"), rows
+    assert rows[("sc1", "model iris InferenceService")] == f"PASS Ready at {URL}"
     assert rows[("sc1", "model iris v2 infer")].startswith("PASS POST")
     assert "[0, 1, 2]" in rows[("sc1", "model iris v2 infer")]
     assert rows[("sc2", "model iris InferenceService")].startswith("SKIP not deployed")
     assert ("sc2", "model iris v2 infer") not in rows
     assert not [r for r in rows.values() if r.startswith("FAIL")]
-    assert model_server.hosts[-1] == "iris.models.example"
-    assert run.result(SUMMARY, "localhost")["msg"][-1].endswith("0 failed, 6 skipped")
+    assert model_server.hosts[-1] == urlsplit(URL).netloc  # the Host header an ingress routes on
+    assert run.result(SUMMARY, "localhost")["msg"][-1].endswith("0 failed, 4 skipped")
 
 
 def test_no_model_configured_is_a_visible_skip(bed, inventory):
@@ -147,14 +201,17 @@ def test_no_model_configured_is_a_visible_skip(bed, inventory):
 
 
 def test_failures_are_collected_and_name_the_missing_sc(bed, inventory, prometheus):
-    from kubernetes import dynamic  # noqa: PLC0415
+    from kubernetes.client import CoreV1Api  # noqa: PLC0415
 
-    # sc1: the KServe controller becomes unavailable; sc2: its Prometheus stops.
-    client = dynamic.DynamicClient(bed.api("sc1"))
-    deployments = client.resources.get(api_version="apps/v1", kind="Deployment")
-    deployments.status.patch(name="kserve-controller-manager", namespace="kserve", content_type="application/merge-patch+json",
-                             body={"status": {"availableReplicas": 0, "readyReplicas": 0,
-                                              "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"}]}})
+    # sc1: the KServe controller becomes unavailable (its nodes are cordoned and its pod is gone, the
+    # replacement cannot be scheduled); sc2: its Prometheus stops.
+    core = CoreV1Api(bed.api("sc1"))
+    for node in core.list_node().items:
+        core.patch_node(node.metadata.name, {"spec": {"unschedulable": True}})
+    for pod in core.list_namespaced_pod("kserve", label_selector="control-plane=kserve-controller-manager").items:
+        core.delete_namespaced_pod(pod.metadata.name, "kserve")
+    _wait("Deployment kserve-controller-manager unavailable on sc1",
+          lambda: not _available(bed, "sc1", "Deployment", "kserve-controller-manager", "kserve"))
     prometheus["sc2"].stop()
     run = _verify(bed, inventory, {"verify_model_name": "iris", "verify_federation_retries": 4})
     assert run.rc != 0, failure_text(run)

@@ -1,4 +1,4 @@
-"""Unit tests for plugins/module_utils/object_storage.py (LocalStore, S3Store on a real moto server)."""
+"""Unit tests for plugins/module_utils/object_storage.py (LocalStore, S3Store on a real MinIO server)."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def test_local_store_root_is_a_file(tmp_path):
         osto.LocalStore(tmp_path / "f").prepare()
 
 
-# ------------------------------------------------------------------ S3Store on moto
+# ------------------------------------------------------------------ S3Store on MinIO
 
 def _store(s3, bucket, **extra):
     return osto.S3Store.from_options(**s3.options(bucket, **extra))
