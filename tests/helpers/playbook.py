@@ -80,6 +80,18 @@ class PlaybookRun:
     def stats(self) -> dict:
         return self.data.get("stats", {})
 
+    def failures(self) -> list[str]:
+        """Every failed host result as 'host: task: msg / stderr' (for assertion messages)."""
+        out = []
+        for play in self.data.get("plays", []):
+            for task in play.get("tasks", []):
+                for host, res in task.get("hosts", {}).items():
+                    if res.get("failed") or res.get("unreachable"):
+                        items = [i for i in res.get("results") or [] if isinstance(i, dict) and i.get("failed")]
+                        detail = "; ".join(str(i.get("msg") or i.get("stderr") or "")[:800] for i in items or [res])
+                        out.append(f"{host}: {task.get('task', {}).get('name')}: {detail} {str(res.get('stderr') or '')[-800:]}")
+        return out
+
     def changed_total(self) -> int:
         return sum(h.get("changed", 0) for h in self.stats.values())
 
