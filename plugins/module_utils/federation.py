@@ -504,16 +504,32 @@ def render_scrape_configs(
     for index, cluster in enumerate(clusters):
         name = cluster.get("name") if isinstance(cluster, dict) else None
         if isinstance(name, str) and name:
-            if name in seen:
+            # Names differing only in case would give two jobs and two cluster label values for what reads as one SC.
+            if name.casefold() in seen:
+                first, first_name = seen[name.casefold()]
+                same = "duplicate name" if first_name == name else f"name differs from {first_name!r} only in case"
                 problems.add(
-                    f"cluster {name!r}: duplicate name (entries {seen[name]} and {index}); each SC needs a unique "
+                    f"cluster {name!r}: {same} (entries {first} and {index}); each SC needs a unique "
                     "name, it becomes the job name and the cluster label"
                 )
                 continue
-            seen[name] = index
+            seen[name.casefold()] = (index, name)
         job = _render_one(cluster, index, settings, problems)
         if job is not None:
             jobs.append(job)
+    # Two SCs federated from one endpoint would put every series on the PC twice, under two cluster labels.
+    endpoints = {}
+    for job in jobs:
+        endpoint = (job["scheme"], job["static_configs"][0]["targets"][0].lower(), job["metrics_path"])
+        name = job["static_configs"][0]["labels"][cluster_label]
+        if endpoint in endpoints:
+            problems.add(
+                f"cluster {name!r}: its url is the same Prometheus as cluster {endpoints[endpoint]!r}'s "
+                f"({endpoint[0]}://{endpoint[1]}{endpoint[2]}); the PC would ingest every series twice under two "
+                f"{cluster_label} labels; give each SC its own Prometheus URL"
+            )
+        else:
+            endpoints[endpoint] = name
     problems.raise_if_any()
     jobs.sort(key=lambda job: job["job_name"])
     return jobs

@@ -33,6 +33,7 @@ options:
       name:
         description:
           - Unique cluster name. Becomes the job name suffix (C(<job_prefix>-<name>)) and the value of the O(cluster_label) label.
+          - Names that differ only in case (V(sc1), V(SC1)) are refused.
         type: str
         required: true
       url:
@@ -40,6 +41,8 @@ options:
           - Base URL of the SC Prometheus, for example V(https://prometheus.sc1.example.com) or V(http://10.0.0.5:9090).
           - A path prefix is kept, V(https://h.example/prometheus) scrapes C(/prometheus/federate).
           - Without a port, 443 (https) or 80 (http) is used.
+          - Two clusters may not federate the same Prometheus (same scheme, host, port and path once normalised);
+            the primary would store every series twice under two cluster labels.
         type: str
         required: true
       scheme:

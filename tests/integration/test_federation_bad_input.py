@@ -26,6 +26,9 @@ def sc(**overrides):
 # id, module args, substrings the failure message must contain (cluster, field, fix)
 CASES = [
     ("duplicate_names", {"clusters": [sc(), sc(url="http://other:9090")]}, ["cluster 'sc1'", "duplicate name", "unique"]),
+    ("names_differ_in_case", {"clusters": [sc(), sc(name="SC1", url="http://other:9090")]}, ["cluster 'SC1'", "only in case"]),
+    ("two_clusters_one_prometheus", {"clusters": [sc(), sc(name="sc2", url="http://PROM.sc1.example:9090/")]},
+     ["cluster 'sc2'", "same Prometheus as cluster 'sc1'", "its own Prometheus URL"]),
     ("url_without_scheme", {"clusters": [sc(url="prom.sc1.example:9090")]}, ["cluster 'sc1'", "url", "has no scheme", "https://prom.sc1"]),
     ("url_without_host", {"clusters": [sc(url="http://:9090")]}, ["cluster 'sc1'", "url", "'http://:9090' has no host", "http://<host>[:port]"]),
     ("unsupported_scheme", {"clusters": [sc(url="ftp://prom.sc1.example")]}, ["cluster 'sc1'", "scheme 'ftp'", "use http:// or https://"]),

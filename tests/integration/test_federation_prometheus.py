@@ -26,31 +26,46 @@ MASKS = ("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER", "********")  # whole value / sub
 
 
 @pytest.fixture(scope="module")
-def sc_prometheus(tmp_path_factory):
-    """SC side: exporter with namespaces models/other, scraped every 1s by a Prometheus under /sc."""
-    workdir = tmp_path_factory.mktemp("sc")
+def sc_exporter():
     exporter = LocalExporter({"models": ["iris"], "other": ["noise"]}).start()
-    server = PrometheusServer(scrape_config_for(exporter, interval="1s"), workdir, name="sc", route_prefix="sc")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        exporter.stop()
+    yield exporter
+    exporter.stop()
 
 
-def _clusters(sc_url):
+def _sc_server(exporter, tmp_path_factory, name):
+    """An SC Prometheus under /<name>, scraping the exporter (namespaces models/other) every 1s."""
+    server = PrometheusServer(scrape_config_for(exporter, interval="1s"), tmp_path_factory.mktemp(name), name=name, route_prefix=name)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def sc_prometheus(sc_exporter, tmp_path_factory):
+    server = _sc_server(sc_exporter, tmp_path_factory, "sc")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sc2_prometheus(sc_exporter, tmp_path_factory):
+    """sc2 has its own Prometheus (two SCs may not share one: the PC would hold every series twice)."""
+    server = _sc_server(sc_exporter, tmp_path_factory, "sc2")
+    yield server
+    server.stop()
+
+
+def _clusters(sc_url, sc2_url):
     return [
         # sc2 first: the output must still be sorted by name.
-        {"name": "sc2", "url": sc_url + "/", "namespaces": [], "match": ['nga4m_test_model_requests_total{namespace="models"}']},
+        {"name": "sc2", "url": sc2_url + "/", "namespaces": [], "match": ['nga4m_test_model_requests_total{namespace="models"}']},
         {"name": "sc1", "url": sc_url, "namespaces": ["models"]},
     ]
 
 
 @pytest.fixture(scope="module")
-def rendered(sc_prometheus, tmp_path_factory):
+def rendered(sc_prometheus, sc2_prometheus, tmp_path_factory):
     dest = tmp_path_factory.mktemp("pc") / "prometheus.yml"
-    clusters = _clusters(sc_prometheus.url)
+    clusters = _clusters(sc_prometheus.url, sc2_prometheus.url)
     run = run_playbook(
         PLAYBOOK,
         extra_vars={"federation_clusters": clusters, "federation_dest": str(dest), "federation_mode": "0640"},

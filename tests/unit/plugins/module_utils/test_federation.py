@@ -14,7 +14,9 @@ URL = "http://prom.sc1.example:9090"
 
 
 def sc(**overrides):
-    cluster = {"name": "sc1", "url": URL, "namespaces": ["models"]}
+    """One cluster entry; its URL follows its name (two SCs may not share a Prometheus)."""
+    name = overrides.get("name", "sc1")
+    cluster = {"name": "sc1", "url": URL.replace("sc1", str(name).lower() or "x"), "namespaces": ["models"]}
     cluster.update(overrides)
     return cluster
 
@@ -164,10 +166,10 @@ def test_no_auth_or_tls_keys_when_not_set():
 def test_global_defaults_and_per_cluster_overrides():
     jobs = fed.render_scrape_configs(
         [
-            {"name": "a", "url": URL},
-            {"name": "b", "url": URL, "namespaces": ["kserve"], "scrape_interval": "1m", "scrape_timeout": "20s"},
-            {"name": "c", "url": URL, "namespaces": [], "match": ["up"]},
-            {"name": "d", "url": URL, "match": ["up"]},
+            {"name": "a", "url": URL.replace("sc1", "a")},
+            {"name": "b", "url": URL.replace("sc1", "b"), "namespaces": ["kserve"], "scrape_interval": "1m", "scrape_timeout": "20s"},
+            {"name": "c", "url": URL.replace("sc1", "c"), "namespaces": [], "match": ["up"]},
+            {"name": "d", "url": URL.replace("sc1", "d"), "match": ["up"]},
         ],
         namespaces=["models"],
         scrape_interval="15s",
@@ -183,7 +185,7 @@ def test_global_defaults_and_per_cluster_overrides():
 
 
 def test_global_match_default():
-    job = render_one({"name": "a", "url": URL}, match=['{job="kserve"}'])
+    job = render_one({"name": "a", "url": URL.replace("sc1", "a")}, match=['{job="kserve"}'])
     assert job["params"]["match[]"] == ['{job="kserve"}']
 
 
@@ -366,6 +368,10 @@ def test_namespaces_invalid(name):
 
 ERRORS = [
     ("duplicate_names", [sc(), sc()], {}, ["cluster 'sc1'", "duplicate name", "unique"]),
+    ("names_differ_in_case", [sc(), sc(name="SC1", url="https://other")], {}, ["cluster 'SC1'", "differs from 'sc1' only in case"]),
+    ("same_url", [sc(), sc(name="sc2", url=URL)], {}, ["cluster 'sc2'", "same Prometheus as cluster 'sc1'", "twice"]),
+    ("same_url_normalised", [sc(url="https://Prom.Example:443/"), sc(name="sc2", url="https://prom.example/federate")], {},
+     ["cluster 'sc2'", "same Prometheus as cluster 'sc1'", "https://prom.example:443/federate"]),
     ("not_a_mapping", ["sc1"], {}, ["clusters[0]", "expected a mapping"]),
     ("unknown_option", [sc(namespace=["models"])], {}, ["cluster 'sc1'", "unknown option(s) namespace"]),
     ("missing_url", [{"name": "sc1", "namespaces": ["m"]}], {}, ["cluster 'sc1'", "url is missing"]),
