@@ -128,7 +128,7 @@ class Bed:
         self.pids.clear()
         left = owned_procs(self.owner)
         if left:
-            stop_pids([p for p, _ in left], timeout=5)
+            stop_pids([pid for pid, _cmd in left], timeout=5)
             left = owned_procs(self.owner)
         for name in ("bed.json", "clusters.json", "s3.json"):
             (self.dir / name).unlink(missing_ok=True)
@@ -231,7 +231,7 @@ def stop_dir(state_dir: Path) -> tuple[list[tuple[int, str]], list[tuple[int, st
     escaped = owned_procs(str(state_dir))
     left = []
     if escaped:
-        stop_pids([p for p, _ in escaped], timeout=5)
+        stop_pids([pid for pid, _cmd in escaped], timeout=5)
         left = owned_procs(str(state_dir))
     for name in ("bed.json", "clusters.json", "s3.json"):
         (state_dir / name).unlink(missing_ok=True)

@@ -37,7 +37,8 @@ def list_objects(kubeconfig: str, context: str | None = None) -> list[dict]:
                 meta = item.get("metadata", {})
                 out.append({
                     "apiVersion": gv, "kind": res["kind"], "namespace": meta.get("namespace", ""), "name": meta.get("name", ""),
-                    "resourceVersion": meta.get("resourceVersion", ""), "labels": meta.get("labels") or {}, "managers": sorted({m.get("manager", "") for m in meta.get("managedFields") or []}),
+                    "resourceVersion": meta.get("resourceVersion", ""), "labels": meta.get("labels") or {},
+                    "managers": sorted({m.get("manager", "") for m in meta.get("managedFields") or []}),
                 })
     return out
 

@@ -171,8 +171,8 @@ def ensure_pki(pki: Path) -> None:
     issue("kwok", "kwok-controller", "system:masters")
     sa_key = ec.generate_private_key(ec.SECP256R1())
     _write(pki / "sa.key", key_pem(sa_key))
-    _write(pki / "sa.pub", sa_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                             serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
+    sa_pub = sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    _write(pki / "sa.pub", sa_pub, 0o644)
     (pki / "done").touch()
 
 

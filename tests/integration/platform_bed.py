@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers.bed import CHART_REPO, Bed, chart_vars
+from tests.helpers.bed import Bed, chart_vars
 from tests.helpers.kubebed import bin_dir
 from tests.helpers.playbook import REPO, run_playbook
 

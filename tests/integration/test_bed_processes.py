@@ -29,6 +29,8 @@ def _bed(*args: str, state: Path) -> subprocess.CompletedProcess:
     return subprocess.run(  # noqa: S603 - fixed argv
         [str(BED), *args, "--state-dir", str(state)], capture_output=True, text=True, check=False, timeout=300
     )
+
+
 def _marked(state: Path) -> dict[int, str]:
     """Live processes carrying the bed's marker for ``state`` (pid -> command line)."""
     marker = f"NGA4M_BED_OWNER={state}".encode()

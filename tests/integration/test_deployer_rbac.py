@@ -22,10 +22,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from tests.helpers.bed import CHART_REPO
 from tests.helpers.kubebed import pins
-from tests.helpers.s3 import S3Server
-from tests.integration.platform_bed import CHART_REPO, PlatformBed, failure_text
 from tests.helpers.playbook import REPO, run_playbook
+from tests.helpers.s3 import S3Server
+from tests.integration.platform_bed import PlatformBed, failure_text
 
 BUCKET = "nga4m-rbac"
 NS = "models"

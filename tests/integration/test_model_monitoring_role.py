@@ -1,7 +1,7 @@
 """Role model_monitoring on a real SC control plane (kube-apiserver, controllers, kwok nodes).
 
 The test playbook first applies what the role expects to find: the monitoring CRDs of the
-kube-prometheus-stack fixture chart (the file its ``crds/`` holds) and the models namespace.
+kube-prometheus-stack fixture chart (the files its ``crds/`` holds) and the models namespace.
 The Service exposes port 8002 (name ``metrics``) of the model pods selected by
 ``component=predictor``: a kwok pod with that label gets into the Service's EndpointSlice
 (the real endpoint-slice controller), another pod does not; the ServiceMonitor, validated
