@@ -130,6 +130,16 @@ def test_publishes_and_deploys_on_the_target_only(bed, s3, deployed):
     assert template["metadata"]["annotations"]["internal.serving.kserve.io/storage-initializer-sourceuri"] == f"s3://{BUCKET}/{PREFIX}"
     assert template["metadata"]["annotations"]["serving.kserve.io/enable-prometheus-scraping"] == "true"
     assert deployment["status"]["availableReplicas"] == 1
+    # KServe routes the predictor Service's port 80 to the runtime's first container port (8080 when it declares
+    # none): it must be Triton's HTTP port, where /v2/models/<m>/infer answers, not its gRPC port 9000.
+    service = bed.get("sc1", "v1", "Service", "iris-predictor", "models")
+    assert {p["port"]: p["targetPort"] for p in service["spec"]["ports"]}[80] in (8080, "8080"), service["spec"]["ports"]
+    container = next(c for c in template["spec"]["containers"] if c["name"] == "kserve-container")
+    assert all(p["containerPort"] != 9000 for p in container.get("ports", [])), container.get("ports")
+    # It runs under the "restricted" Pod Security Standard: non-root, no privilege escalation, no capabilities.
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"] and context["seccompProfile"]["type"] == "RuntimeDefault"
     assert bed.get("sc1", "autoscaling/v2", "HorizontalPodAutoscaler", "iris-predictor", "models")["spec"]["minReplicas"] == 1
     # sc2 runs KServe too (the kind is served there), and has no InferenceService.
     assert bed.get("sc2", "apiextensions.k8s.io/v1", "CustomResourceDefinition", "inferenceservices.serving.kserve.io") is not None
