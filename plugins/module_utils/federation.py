@@ -13,6 +13,7 @@ to fix it.
 
 from __future__ import annotations
 
+import copy
 import re
 import textwrap
 from urllib.parse import urlsplit
@@ -56,6 +57,10 @@ CLUSTER_KEYS = frozenset(
     )
 )
 SECRET_FIELDS = ("password", "bearer_token")
+#: where a rendered scrape config holds an inline secret (section, key)
+SECRET_PATHS = (("basic_auth", "password"), ("authorization", "credentials"))
+#: what a returned scrape config or Secret holds instead of an inline secret
+SECRET_MASK = "********"
 SECRET_FILE_MODE = "0600"
 """Mode of ``dest`` when the rendered content holds an inline secret and no ``mode`` was given."""
 
@@ -541,6 +546,78 @@ def render_scrape_configs(
 def has_inline_secrets(clusters):
     """Whether any cluster carries an inline password or bearer token (not a *_file)."""
     return any(isinstance(c, dict) and any(_given(c.get(key)) for key in SECRET_FIELDS) for c in clusters or [])
+
+
+def redact_jobs(scrape_configs, marker=None):
+    """A copy of ``scrape_configs`` with every inline secret replaced.
+
+    ``marker(job_name, section, value)`` gives the replacement (default: ``SECRET_MASK``).
+    Module results carry only redacted configs: Ansible's no_log masking matches the exact
+    string, which a YAML- or JSON-escaped password (quotes, backslashes, newlines) escapes.
+    """
+    out = copy.deepcopy(scrape_configs)
+    for job in out if isinstance(out, list) else []:
+        for section, key in SECRET_PATHS:
+            block = job.get(section) if isinstance(job, dict) else None
+            if isinstance(block, dict) and key in block:
+                block[key] = marker(job.get("job_name"), section, block[key]) if marker else SECRET_MASK
+    return out
+
+
+def _jobs_in(document):
+    """The scrape config list of a loaded file in any of ``FORMATS``, else None."""
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        if isinstance(document.get("scrape_configs"), list):
+            return document["scrape_configs"]
+        spec = (document.get("prometheus") or {}).get("prometheusSpec") if isinstance(document.get("prometheus"), dict) else None
+        if isinstance(spec, dict) and isinstance(spec.get("additionalScrapeConfigs"), list):
+            return spec["additionalScrapeConfigs"]
+    return None
+
+
+def _secrets_of(scrape_configs):
+    return {(job.get("job_name"), section): job[section][key] for job in scrape_configs or [] if isinstance(job, dict)
+            for section, key in SECRET_PATHS if isinstance(job.get(section), dict) and key in job[section]}
+
+
+def redacted_diff(before_text, after_jobs, fmt="helm_values"):
+    """``(before, after)`` texts for --diff in which no inline secret appears, old or new.
+
+    Each secret becomes a marker saying whether it changed, so a rotation shows as a changed
+    line without either value. A previous file that cannot be read as scrape configs is not
+    shown at all (it may hold secrets where this function would not look).
+    """
+    before_jobs = None
+    if before_text:
+        try:
+            before_jobs = _jobs_in(yaml.safe_load(before_text))
+        except yaml.YAMLError:
+            before_jobs = None
+    old, new = _secrets_of(before_jobs), _secrets_of(after_jobs)
+
+    def state(name, section, other):
+        if (name, section) not in other:
+            return "(secret, not shown)"
+        return "(secret, unchanged)" if old[(name, section)] == new[(name, section)] else "(secret, changed: not shown)"
+
+    after = render_file_text(redact_jobs(after_jobs, lambda name, section, _v: state(name, section, old)), fmt)
+    if not before_text:
+        return "", after
+    if before_jobs is None:
+        return "# (the previous content is not shown: it is not a scrape config list this module wrote)\n", after
+    if not old:
+        return before_text, after
+    before_doc = yaml.safe_load(before_text)
+    redacted = redact_jobs(before_jobs, lambda name, section, _v: state(name, section, new))
+    if isinstance(before_doc, list):
+        before_doc = redacted
+    elif "scrape_configs" in before_doc:
+        before_doc["scrape_configs"] = redacted
+    else:
+        before_doc["prometheus"]["prometheusSpec"]["additionalScrapeConfigs"] = redacted
+    return to_yaml(before_doc, header=before_text.startswith(HEADER)), after
 
 
 def dest_file_mode(clusters, mode=None):

@@ -101,8 +101,8 @@ options:
       password:
         description:
           - Basic auth password, inline. Prefer O(clusters[].password_file).
-          - Ansible masks this value in the module's returned values; the file written to O(dest) holds it in clear text
-            and gets mode V(0600) unless O(mode) is given.
+          - The module's returned values and diff never hold it (it reads C(********)); the file written to O(dest)
+            holds it in clear text and gets mode V(0600) unless O(mode) is given.
         type: str
       password_file:
         description:
@@ -112,8 +112,8 @@ options:
       bearer_token:
         description:
           - Bearer token, inline (rendered as C(authorization.credentials)). Prefer O(clusters[].credentials_file).
-          - Ansible masks this value in the module's returned values; the file written to O(dest) holds it in clear text
-            and gets mode V(0600) unless O(mode) is given.
+          - The module's returned values and diff never hold it (it reads C(********)); the file written to O(dest)
+            holds it in clear text and gets mode V(0600) unless O(mode) is given.
         type: str
       credentials_file:
         description:
@@ -198,12 +198,15 @@ attributes:
     support: full
   diff_mode:
     support: full
-    details: Shows the old and new content of O(dest).
+    details:
+      - Shows the old and new content of O(dest), with every inline password or token, old and new, replaced by a
+        marker saying whether it changed.
   platform:
     platforms: posix
 notes:
-  - Inline O(clusters[].password) and O(clusters[].bearer_token) are C(no_log) options, so Ansible replaces them in
-    RV(scrape_configs) and RV(secret) by a mask. Use the C(*_file) options with Secrets mounted into Prometheus
+  - Inline O(clusters[].password) and O(clusters[].bearer_token) never appear in RV(scrape_configs), RV(secret) or
+    the diff, however they are quoted (the module replaces them by C(********) itself, rather than relying on
+    Ansible's masking of the exact string). Use the C(*_file) options with Secrets mounted into Prometheus
     (the usual kube-prometheus-stack way), or read the real values from O(dest).
   - Give every SC Prometheus C(externalLabels) with its cluster name as well, and keep C(match[]) selectors of
     different SCs disjoint from the primary cluster's own series to avoid duplicates.
@@ -281,7 +284,7 @@ RETURN = r"""
 scrape_configs:
   description:
     - One federation job per cluster, sorted by cluster name, ready for C(additionalScrapeConfigs).
-    - Inline passwords and tokens appear masked (they are C(no_log) options); C(*_file) paths appear as given.
+    - Inline passwords and tokens appear as C(********); C(*_file) paths appear as given.
   returned: success
   type: list
   elements: dict
@@ -311,7 +314,8 @@ job_names:
 secret:
   description:
     - Kubernetes Secret with the scrape configs as YAML under O(secret.key).
-    - Sensitive when any cluster carries an inline password or token; prefer the C(*_file) options.
+    - Inline passwords and tokens appear in it as C(********), so with them it cannot be applied as is; use the
+      C(*_file) options, whose paths it holds as given.
   returned: when O(secret) is set
   type: dict
   sample:
@@ -350,6 +354,8 @@ from ansible_collections.nga4m.platform.plugins.module_utils.federation import (
     SECRET_FILE_MODE,
     dest_file_mode,
     has_inline_secrets,
+    redact_jobs,
+    redacted_diff,
     render_file_text,
     render_scrape_configs,
     render_secret,
@@ -457,12 +463,13 @@ def main():
                 "A cluster carries an inline password or bearer_token: Ansible masks it in the returned scrape_configs/secret "
                 "and the rendered output holds it in clear text. Prefer password_file/credentials_file with Secrets mounted into Prometheus."
             )
-        result["scrape_configs"] = jobs
+        # Results carry no inline secret, masked or escaped: only the file written to dest holds them.
+        shown = redact_jobs(jobs)
+        result["scrape_configs"] = shown
         result["job_names"] = [job["job_name"] for job in jobs]
-        # Serialise the list once; the Secret and the file share it.
-        list_text = to_yaml(jobs, header=False) if params["secret"] is not None or params["dest"] else None
+        list_text = to_yaml(jobs, header=False) if params["dest"] else None
         if params["secret"] is not None:
-            result["secret"] = render_secret(jobs, list_text=list_text, **params["secret"])
+            result["secret"] = render_secret(shown, **params["secret"])
         dest = params["dest"]
         if dest:
             result["dest"] = dest
@@ -481,7 +488,8 @@ def main():
                 if not module.check_mode:
                     _write_atomically(module, dest, after, private=private)
             if module._diff:
-                result["diff"] = dict(before=before or "", after=after, before_header=dest, after_header=dest)
+                shown_before, shown_after = redacted_diff(before, jobs, params["format"])
+                result["diff"] = dict(before=shown_before, after=shown_after, before_header=dest, after_header=dest)
             if os.path.exists(dest) or not module.check_mode:
                 file_args = module.load_file_common_arguments(params, path=dest)
                 file_args["mode"] = mode

@@ -128,6 +128,35 @@ def test_check_mode_reports_change_writes_nothing_and_masks_secrets(rendered, sc
     assert "federate-sc3" in res["secret"]["stringData"]["additional-scrape-configs.yaml"]
 
 
+@pytest.mark.parametrize("password", ["q'uote: x#y", 'back\\slash "dq"', "new\nline", "ünï-€ code"])
+def test_rotating_an_inline_password_shows_neither_value_in_vvv_or_diff(tmp_path, password):
+    """Issue: a rotation with --diff printed the old password; a quoted one escaped Ansible's exact-string masking."""
+    import json  # noqa: PLC0415
+
+    dest = tmp_path / "federation.yml"
+    old = "Old-" + password
+
+    def render(secret, **kwargs):
+        clusters = [{"name": "sc1", "url": "http://127.0.0.1:9090", "namespaces": ["models"], "username": "fed", "password": secret},
+                    {"name": "sc2", "url": "http://127.0.0.1:9091", "namespaces": ["models"], "bearer_token": secret}]
+        run = run_playbook(PLAYBOOK, extra_vars={"federation_clusters": clusters, "federation_dest": str(dest),
+                                                 "federation_secret": {}}, args=["-vvv"], **kwargs)
+        assert run.rc == 0, run.stdout[-4000:] + run.stderr[-4000:]
+        return run
+
+    render(old)
+    runs = [render(password, check=True, diff=True), render(password, diff=True)]
+    assert yaml.safe_load(dest.read_text(encoding="utf-8"))["scrape_configs"][0]["basic_auth"]["password"] == password
+    diff = runs[-1].result("Render federation config")["diff"]
+    assert "(secret, changed: not shown)" in diff["before"] + diff["after"]
+    for run in runs:
+        shown = run.stdout + run.stderr
+        for secret in (old, password):
+            for form in {secret, json.dumps(secret)[1:-1], yaml.safe_dump(secret).removesuffix("\n...\n").strip(),
+                         json.dumps(json.dumps(secret))[1:-1]}:
+                assert form not in shown, form
+
+
 def test_inline_secret_makes_dest_0600_unless_mode_is_given(tmp_path):
     dest = tmp_path / "federation-with-secret.yml"
     clusters = [{"name": "sc1", "url": "http://127.0.0.1:9090", "namespaces": ["models"], "username": "fed", "password": "s3cr3t-inline"}]

@@ -464,3 +464,42 @@ def test_thousand_clusters_render_quickly():
     assert len({job["job_name"] for job in jobs}) == 1000
     assert text.count("job_name: federate-sc") == 1000
     assert elapsed < 10, f"1000 clusters took {elapsed:.2f}s"  # generous bound; benchmarks/ measures the 1 s target
+
+
+# --------------------------------------------------------------------------- secrets never shown (results, diff)
+
+AWKWARD = ["q'uote: x#y", 'dq"uote\\back', "new\nline", "ünïcödé-€", "colon: space", "  padded  "]
+
+
+@pytest.mark.parametrize("password", AWKWARD)
+def test_results_and_diff_hold_no_inline_secret_in_any_quoting(password):
+    import json  # noqa: PLC0415
+
+    old_password = password + "-old"
+    before_jobs = fed.render_scrape_configs([sc(username="fed", password=old_password), sc(name="sc2", bearer_token=old_password)])
+    after_jobs = fed.render_scrape_configs([sc(username="fed", password=password), sc(name="sc2", bearer_token=password)])
+    for fmt in fed.FORMATS:
+        before_text = fed.render_file_text(before_jobs, fmt)
+        before, after = fed.redacted_diff(before_text, after_jobs, fmt)
+        shown = before + after + fed.to_yaml(fed.redact_jobs(after_jobs)) + json.dumps(fed.redact_jobs(after_jobs))
+        shown += json.dumps(fed.render_secret(fed.redact_jobs(after_jobs)))
+        for secret in (password, old_password):
+            for form in (secret, json.dumps(secret)[1:-1], fed.to_yaml(secret, header=False).strip(), secret.strip()):
+                assert form not in shown, (fmt, form)
+        # A rotation shows as a changed line that names no value.
+        assert "(secret, changed: not shown)" in after and "(secret, changed: not shown)" in before
+        assert fed.to_yaml(after_jobs) != after  # the real values are only in the file
+
+
+def test_diff_says_unchanged_and_keeps_a_secretless_file_verbatim():
+    jobs = fed.render_scrape_configs([sc(username="fed", password="same-pw")])
+    before, after = fed.redacted_diff(fed.render_file_text(jobs), jobs)
+    assert before == after and "(secret, unchanged)" in after and "same-pw" not in after
+    plain = fed.render_scrape_configs([sc()])
+    text = fed.render_file_text(plain, "scrape_configs")
+    assert fed.redacted_diff(text, plain, "scrape_configs") == (text, text)
+    # A previous file that is not a scrape config list is not shown at all.
+    before, _after = fed.redacted_diff("password: hunter2-not-ours\n", plain)
+    assert "hunter2" not in before and "not shown" in before
+    before, _after = fed.redacted_diff(": not yaml: [", plain)
+    assert "not yaml" not in before
