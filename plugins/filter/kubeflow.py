@@ -58,10 +58,6 @@ def kubeflow_dex_user(phases, email, password_hash):
     return _kf.set_dex_user(phases, email, password_hash)
 
 
-def kubeflow_bcrypt(password, rounds=12):
-    return _kf.bcrypt_hash(password, rounds)
-
-
 class FilterModule:
     """Kubeflow role filters."""
 
@@ -76,5 +72,4 @@ class FilterModule:
             "kubeflow_pick_configmaps": _wrap(kubeflow_pick_configmaps),
             "kubeflow_dockerconfigjson": _wrap(kubeflow_dockerconfigjson),
             "kubeflow_dex_user": _wrap(kubeflow_dex_user),
-            "kubeflow_bcrypt": _wrap(kubeflow_bcrypt),
         }

@@ -11,7 +11,7 @@
 * :func:`crds_pending` names the CRDs that are not ``Established`` yet.
 * :func:`dockerconfigjson` renders the ``.dockerconfigjson`` of a registry Secret.
 * :func:`set_dex_user` replaces the Dex static user (email and bcrypt hash) of a
-  build, so the manifests' default password is never applied; :func:`bcrypt_hash`.
+  build, so the manifests' default password is never applied (its hash: module_utils/passwords.py).
 
 No Ansible imports: unit tests call these functions directly.
 """
@@ -22,8 +22,6 @@ import base64
 import copy
 import hashlib
 import json
-import os
-import warnings
 
 from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
 
@@ -277,8 +275,6 @@ def pick_configmaps(resources, candidates) -> list:
 DEX_CONFIG_KEY = "config.yaml"
 #: pod template annotation of the Dex Deployment: changes with the user, so Dex restarts and reads the new hash
 DEX_CHECKSUM_ANNOTATION = "nga4m.platform/dex-user-checksum"
-_BCRYPT_B64 = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-_STD_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 def _dex_config(doc: dict):
@@ -456,45 +452,3 @@ def set_dex_user(phases: dict, email: str, password_hash: str) -> dict:
                 kept.append(changed.get(key, doc))
         out[name] = kept
     return out
-
-
-def _bcrypt_salt() -> str:
-    """22 characters of bcrypt's base64 alphabet from 16 random bytes (canonical: the last one carries 2 bits)."""
-    std = base64.b64encode(os.urandom(16)).decode().rstrip("=")
-    return std.translate(str.maketrans(_STD_B64, _BCRYPT_B64))
-
-
-def bcrypt_hash(password: str, rounds: int = 12, salt: str | None = None) -> str:
-    """A bcrypt (``$2b$``) hash of ``password``, for Dex.
-
-    Uses the ``bcrypt`` package when installed, else the system's crypt(3)
-    through Python's ``crypt`` module (libxcrypt, as on Debian and EL9, supports
-    bcrypt). ``salt`` (22 characters) is for tests; a random one otherwise.
-    """
-    password = str(password)
-    if not password:
-        raise NGA4MError("refusing to hash an empty Dex password")
-    if len(password.encode()) > 72:
-        raise NGA4MError("bcrypt uses at most 72 bytes of a password: choose a shorter Dex password")
-    if not 4 <= int(rounds) <= 31:
-        raise NGA4MError("bcrypt rounds must be 4..31")
-    setting = f"$2b${int(rounds):02d}${salt or _bcrypt_salt()}"
-    try:
-        import bcrypt as _bcrypt  # noqa: PLC0415 - optional dependency
-
-        return _bcrypt.hashpw(password.encode(), setting.encode()).decode()
-    except ImportError:
-        pass
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import crypt as _crypt  # noqa: PLC0415 - stdlib until Python 3.12
-        hashed = _crypt.crypt(password, setting)
-    except (ImportError, OSError):
-        hashed = None
-    if not hashed or not hashed.startswith(setting[:7]) or len(hashed) != 60:
-        raise NGA4MError(
-            "hashing the Dex password needs bcrypt on the controller: install the Python package bcrypt "
-            "(pip install bcrypt; in the execution environment: add it to requirements.txt). Python 3.13+ has no crypt module."
-        )
-    return hashed

@@ -37,7 +37,9 @@ def promtool_check_config(path, syntax_only: bool = False) -> subprocess.Complet
 class PrometheusServer:
     """A real Prometheus server for one test (use as a context manager or call start()/stop())."""
 
-    def __init__(self, config, workdir, name: str = "prometheus", route_prefix: str = "", ready_timeout: float = 60.0):
+    def __init__(self, config, workdir, name: str = "prometheus", route_prefix: str = "", ready_timeout: float = 60.0,
+                 web_config: dict | None = None, port: int | None = None):
+        """``web_config``: Prometheus' --web.config.file (e.g. basic_auth_users); ``port``: listen there, else a free one."""
         self.name = name
         self.workdir = Path(workdir) / name
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -50,7 +52,8 @@ class PrometheusServer:
             self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         self.route_prefix = "/" + route_prefix.strip("/") if route_prefix.strip("/") else ""
         self.ready_timeout = ready_timeout
-        self.port: int | None = None
+        self.web_config = web_config
+        self.port: int | None = port
         self.process: ManagedProcess | None = None
 
     @property
@@ -63,7 +66,7 @@ class PrometheusServer:
         return f"http://{self.address}{self.route_prefix}"
 
     def start(self) -> PrometheusServer:
-        self.port = free_port()
+        self.port = self.port or free_port()
         argv = [
             PROMETHEUS,
             f"--config.file={self.config_path}",
@@ -71,6 +74,10 @@ class PrometheusServer:
             f"--web.listen-address={self.address}",
             "--log.level=warn",
         ]
+        if self.web_config is not None:
+            web = self.workdir / "web.yml"
+            web.write_text(yaml.safe_dump(self.web_config), encoding="utf-8")
+            argv.append(f"--web.config.file={web}")
         if self.route_prefix:
             argv += [f"--web.external-url=http://{self.address}{self.route_prefix}", f"--web.route-prefix={self.route_prefix}"]
         self.process = ManagedProcess(argv, log_path=self.workdir / "prometheus.log")

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
+import bcrypt
 import pytest
 
+from tests.helpers.procs import free_port
+from tests.helpers.prometheus import LocalExporter, PrometheusServer, scrape_config_for
 from tests.integration.platform_bed import PlatformBed, failure_text
 
 RELEASE = "kube-prometheus-stack"
@@ -29,7 +33,7 @@ def _hostvars(names):
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
-    bed = PlatformBed(tmp_path_factory.mktemp("kps"), clusters=("pc1", "sc1", "sc2", "sc3"))
+    bed = PlatformBed(tmp_path_factory.mktemp("kps"), clusters=("pc1", "sc1", "sc2", "sc3", "sc4"))
     yield bed
     bed.stop()
 
@@ -149,3 +153,63 @@ def test_teardown_keeps_the_admin_secret_and_a_reinstall_reuses_it(bed, first_ru
     assert reinstall.rc == 0, failure_text(reinstall)
     assert _grafana_password(bed) == password
     assert bed.release("pc1", NS, RELEASE)["values"]["grafana"]["admin"]["existingSecret"] == "grafana-admin"
+
+
+def test_basic_auth_lets_the_primary_federate_the_secondary_through_real_prometheus_servers(bed, tmp_path):
+    """SC basic auth end to end: the SC's Secret holds a bcrypt htpasswd entry, the PC the matching password.
+
+    Nothing on the bed enforces the SC ingress's basic auth (no ingress controller runs), so a real
+    Prometheus whose web config takes the SC Secret's entry (basic_auth_users accepts bcrypt, as
+    ingress-nginx's auth_basic does) stands at the SC's federation URL; a real PC Prometheus scrapes it
+    with the job from the PC's release values and the password from the PC's federation Secret.
+    """
+    port = free_port()
+    hostvars = {"sc4": {"kube_prometheus_stack_federation_url": f"http://127.0.0.1:{port}",
+                        "kube_prometheus_stack_prometheus_ingress_enabled": True,
+                        "kube_prometheus_stack_prometheus_ingress_host": "prometheus.sc4.example.com",
+                        "kube_prometheus_stack_prometheus_basic_auth_enabled": True,
+                        "kube_prometheus_stack_prometheus_basic_auth_username": "federate"}}
+    inv = bed.inventory(sc=("sc4",), hostvars=hostvars, name="inventory-auth.yml")
+    run = bed.run("kube_prometheus_stack_role.yml", inv)
+    assert run.rc == 0, failure_text(run)
+    again = bed.run("kube_prometheus_stack_role.yml", inv)
+    assert again.rc == 0 and again.changed_total() == 0, failure_text(again)
+
+    data = bed.get("sc4", "v1", "Secret", f"{RELEASE}-basic-auth", NS)["data"]
+    user, _, hashed = base64.b64decode(data["auth"]).decode().partition(":")
+    sc_password = base64.b64decode(data["password"])
+    assert user == "federate" and hashed.startswith("$2b$") and bcrypt.checkpw(sc_password, hashed.encode())
+    assert sc_password.decode() not in run.stdout + again.stdout and hashed not in run.stdout + again.stdout
+    pc_password = base64.b64decode(bed.get("pc1", "v1", "Secret", "federation-basic-auth", NS)["data"]["sc4"])
+    assert pc_password == sc_password
+    job = _jobs(bed)["federate-sc4"]
+    assert job["basic_auth"]["username"] == "federate"
+    assert job["static_configs"][0]["targets"] == [f"127.0.0.1:{port}"]
+
+    def pc_health(password: bytes, work) -> str:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "password").write_bytes(password)
+        pc_job = {**job, "scrape_interval": "1s", "scrape_timeout": "1s",
+                  "basic_auth": {**job["basic_auth"], "password_file": str(work / "password")}}
+        with PrometheusServer({"scrape_configs": [pc_job]}, work, name="pc") as pc:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                health = {t["scrapePool"]: (t["health"], t["lastError"]) for t in pc.targets()}.get("federate-sc4", ("unknown", ""))
+                if health[0] != "unknown":
+                    if health[0] == "up":
+                        pc.wait_for('nga4m_test_model_up{cluster="sc4"}', timeout=30)
+                    return health[0] + " " + health[1]
+                time.sleep(0.5)
+            return "unknown"
+
+    exporter = LocalExporter({"models": ["iris"]}).start()
+    sc = PrometheusServer(scrape_config_for(exporter, interval="1s"), tmp_path, name="sc4", port=port,
+                          web_config={"basic_auth_users": {user: hashed}})
+    try:
+        sc.start()
+        assert pc_health(pc_password, tmp_path / "right").startswith("up")
+        denied = pc_health(b"not-the-password", tmp_path / "wrong")
+        assert denied.startswith("down") and "401" in denied, denied
+    finally:
+        sc.stop()
+        exporter.stop()

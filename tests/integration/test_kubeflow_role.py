@@ -481,7 +481,7 @@ def _b64(value: str) -> str:
 
 
 def _bcrypt_ok(password: str, hashed: str) -> bool:
-    from ansible_collections.nga4m.platform.plugins.module_utils.kubeflow import bcrypt_hash  # noqa: PLC0415
+    from ansible_collections.nga4m.platform.plugins.module_utils.passwords import bcrypt_hash  # noqa: PLC0415
 
     return bcrypt_hash(password, rounds=int(hashed[4:6]), salt=hashed[7:29]) == hashed
 

@@ -169,20 +169,6 @@ def _find(objects, kind, name):
     return [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
 
 
-def test_bcrypt_hash_matches_a_known_vector_and_verifies():
-    # a classic bcrypt test vector (OpenBSD / crypt_blowfish test suites)
-    assert kf.bcrypt_hash("U*U", rounds=5, salt="CCCCCCCCCCCCCCCCCCCCC.") == "$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
-    first, second = kf.bcrypt_hash("a long enough password"), kf.bcrypt_hash("a long enough password")
-    assert first != second and first.startswith("$2b$12$") and len(first) == 60  # random salts
-    assert kf.bcrypt_hash("a long enough password", salt=first[7:29]) == first
-
-
-@pytest.mark.parametrize(("password", "needle"), [("", "empty"), ("x" * 73, "at most 72 bytes")])
-def test_bcrypt_hash_refuses(password, needle):
-    with pytest.raises(NGA4MError, match=needle):
-        kf.bcrypt_hash(password)
-
-
 def test_fixture_dex_user_is_replaced_and_its_secret_moves_out_of_the_logged_phases():
     phases = kf.split_phases(_build("example", "common/dex"))
     assert phases["dex"] == {"namespace": "auth", "users": 1, "error": ""}
