@@ -22,6 +22,11 @@ try:
     import yaml
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     yaml = None
+
+try:
+    import promql_parser
+except ImportError:  # pragma: no cover - a declared dependency (requirements.txt); the check says what to install
+    promql_parser = None
     _Dumper = None
 else:
 
@@ -51,12 +56,14 @@ HEADER = "# Rendered by nga4m.platform.prometheus_federation: edit the inventory
 
 CLUSTER_KEYS = frozenset(
     (
-        "name", "url", "scheme", "namespaces", "match", "scrape_interval", "scrape_timeout", "labels",
+        "name", "url", "scheme", "namespaces", "match", "match_scope", "scrape_interval", "scrape_timeout", "labels",
         "ca_file", "cert_file", "key_file", "insecure_skip_verify", "server_name",
         "username", "password", "password_file", "bearer_token", "credentials_file",
     )
 )
 SECRET_FIELDS = ("password", "bearer_token")
+#: how raw match[] selectors relate to namespaces: narrowed to them (default), or federated as given
+MATCH_SCOPES = ("namespaces", "any")
 #: where a rendered scrape config holds an inline secret (section, key)
 SECRET_PATHS = (("basic_auth", "password"), ("authorization", "credentials"))
 #: what a returned scrape config or Secret holds instead of an inline secret
@@ -65,7 +72,6 @@ SECRET_FILE_MODE = "0600"
 """Mode of ``dest`` when the rendered content holds an inline secret and no ``mode`` was given."""
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
@@ -76,10 +82,6 @@ _DURATION = re.compile(
     r"(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?(?:(?P<ms>[0-9]+)ms)?$"
 )
 _UNIT_MS = {"y": 365 * 86400000, "w": 7 * 86400000, "d": 86400000, "h": 3600000, "m": 60000, "s": 1000, "ms": 1}
-_MATCHER = re.compile(
-    r"""\s*(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*"""
-    r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`]*`)\s*"""
-)
 _RE2_ESCAPES = str.maketrans({ch: "\\" + ch for ch in "\\.+*?()|[]{}^$"})
 
 
@@ -163,65 +165,47 @@ def namespace_selector(namespaces, label=DEFAULT_NAMESPACE_LABEL):
     return "{" + label + "=~" + _promql_string(regex) + "}"
 
 
-def _matches_empty(op, value):
-    """Whether a matcher also selects series that lack the label (i.e. matches '')."""
-    if op == "=":
-        return value == ""
-    if op == "!=":
-        return value != ""
-    try:
-        hit = re.fullmatch(value, "") is not None
-    except re.error:
-        return False
-    return hit if op == "=~" else not hit
-
-
-def _unquote(raw):
-    if raw[0] == "`":
-        return raw[1:-1]
-    return re.sub(r"\\(.)", r"\1", raw[1:-1])
-
-
 def check_series_selector(selector, field="match"):
-    """Light syntax check of a PromQL series selector: ``metric``, ``{l="v",...}`` or ``metric{...}``.
+    """Check a federation ``match[]`` selector with a real PromQL parser (``promql-parser``).
 
-    Returns the selector stripped of surrounding whitespace.
+    Accepts what Prometheus' /federate accepts: one vector selector (``metric``,
+    ``{l="v",...}`` or ``metric{...}``) with at least one matcher that does not match the
+    empty string and valid (RE2-style) regular expressions; no functions, ranges, offsets,
+    ``@`` or operators. Returns the selector stripped of surrounding whitespace.
     """
     if not isinstance(selector, str) or not selector.strip():
         raise NGA4MError(f"{field}: {selector!r} is not a series selector; write e.g. 'up' or '{{job=\"kserve\"}}'")
-    text = selector.strip()
-    name = _METRIC_NAME.match(text)
-    pos = name.end() if name else 0
-    matchers = []
-    if pos < len(text):
-        rest = text[pos:].strip() if pos else text
-        if not (rest.startswith("{") and rest.endswith("}")):
-            raise NGA4MError(
-                f"{field}: {selector!r} is not a PromQL series selector; federation accepts only a metric name "
-                "and/or label matchers in braces, e.g. 'up' or 'nv_inference_count{namespace=\"models\"}' "
-                "(no functions, ranges or offsets)"
-            )
-        body = rest[1:-1].strip()
-        while body:
-            matcher = _MATCHER.match(body)
-            if matcher is None:
-                raise NGA4MError(
-                    f"{field}: {selector!r} has a malformed label matcher near {body[:30]!r}; write matchers as "
-                    "label=\"value\", label!=\"value\", label=~\"regex\" or label!~\"regex\", separated by commas"
-                )
-            matchers.append((matcher.group("label"), matcher.group("op"), _unquote(matcher.group("value"))))
-            body = body[matcher.end():]
-            if body.startswith(","):
-                body = body[1:].lstrip()
-            elif body:
-                raise NGA4MError(f"{field}: {selector!r}: expected ',' or '}}' before {body[:30]!r}")
-    has_name = bool(name) or any(label == "__name__" and op == "=" for label, op, dummy in matchers)
-    if not has_name and all(_matches_empty(op, value) for dummy, op, value in matchers):
+    if promql_parser is None:
         raise NGA4MError(
-            f"{field}: {selector!r} would match every series; Prometheus needs a metric name or at least one "
-            "matcher that does not match the empty string, e.g. '{namespace=~\"models\"}'"
+            "checking match[] selectors needs the Python package promql-parser where this module runs: "
+            "pip install promql-parser (in the execution environment: it is in the collection's requirements.txt)"
+        )
+    text = selector.strip()
+    try:
+        expr = promql_parser.parse(text)
+    except ValueError as err:
+        if "non-empty matcher" in str(err):
+            raise NGA4MError(
+                f"{field}: {selector!r} would match every series; Prometheus needs a metric name or at least one "
+                "matcher that does not match the empty string, e.g. '{namespace=~\"models\"}'"
+            ) from None
+        raise NGA4MError(f"{field}: {selector!r} is not a valid PromQL series selector: {err}") from None
+    if type(expr).__name__ != "VectorSelector" or expr.offset is not None or expr.at is not None:
+        raise NGA4MError(
+            f"{field}: {selector!r} is not a PromQL series selector; federation accepts only a metric name "
+            "and/or label matchers in braces, e.g. 'up' or 'nv_inference_count{namespace=\"models\"}' "
+            "(no functions, ranges, offsets or operators)"
         )
     return text
+
+
+def _narrow(selector, matcher):
+    """``selector`` (checked) with one more label matcher: ``up`` -> ``up{m}``, ``x{a="b"}`` -> ``x{a="b",m}``."""
+    if not selector.endswith("}"):
+        return f"{selector}{{{matcher}}}"
+    brace = selector.index("{")  # a metric name holds no brace: the first one opens the matchers
+    body = selector[brace + 1:-1].strip().rstrip(",").strip()
+    return f"{selector[:brace]}{{{body + ',' if body else ''}{matcher}}}"
 
 
 def parse_prometheus_url(url, scheme=None, field="url"):
@@ -356,6 +340,13 @@ def _render_one(cluster, index, settings, problems):
         checked = problems.check(check_series_selector, selector, f"{where}: match[{i}]")
         if checked is not None and checked not in selectors:
             selectors.append(checked)
+    scope = cluster.get("match_scope") or settings["match_scope"]
+    if scope not in MATCH_SCOPES:
+        problems.add(f"{where}: match_scope {scope!r} is not one of {', '.join(MATCH_SCOPES)}")
+    elif scope == "namespaces" and valid_ns and len(selectors) > 1:
+        # Raw selectors AND the namespaces: only the series they pick inside those namespaces.
+        scoped = namespace_selector(valid_ns, settings["namespace_label"])[1:-1]
+        selectors = [_narrow(selector, scoped) for selector in selectors[1:]]
     if not namespaces and not matches:
         problems.add(
             f"{where}: no selector to federate; set namespaces (e.g. ['models']) or match "
@@ -471,12 +462,17 @@ def render_scrape_configs(
     scrape_timeout=None,
     namespaces=None,
     match=None,
+    match_scope="namespaces",
 ):
     """Return one federation scrape config per cluster, sorted by cluster name.
 
     ``clusters`` is a list of mappings (see ``CLUSTER_KEYS``); ``scrape_interval``,
     ``scrape_timeout``, ``namespaces`` and ``match`` are global defaults that a
     cluster's own value overrides (a cluster's ``namespaces: []`` means none).
+    ``match_scope`` ``namespaces`` (default) narrows each raw ``match`` selector to the
+    cluster's namespaces (Prometheus ORs ``match[]``, so a raw selector would otherwise
+    federate series of every namespace); ``any`` federates raw selectors as given, beside
+    the namespace selector.
     Without any ``scrape_timeout`` the timeout is ``min(10s, interval)``.
     Raises :class:`NGA4MError` listing every problem found.
     """
@@ -503,6 +499,7 @@ def render_scrape_configs(
         "scrape_timeout": scrape_timeout or None,
         "namespaces": global_ns,
         "match": global_match,
+        "match_scope": match_scope or "namespaces",
     }
     seen = {}
     jobs = []

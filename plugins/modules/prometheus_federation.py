@@ -59,9 +59,16 @@ options:
       match:
         description:
           - Raw PromQL series selectors added to C(match[]), for example V(nv_inference_count) or V({job="kserve"}).
+          - Checked with a real PromQL parser (invalid regular expressions are refused here, not at scrape time).
+          - With namespaces, each is narrowed to them unless O(clusters[].match_scope) is V(any).
           - Overrides the global O(match).
         type: list
         elements: str
+      match_scope:
+        description:
+          - Overrides the global O(match_scope) for this cluster.
+        type: str
+        choices: [namespaces, any]
       scrape_interval:
         description:
           - Scrape interval for this cluster (Prometheus duration such as V(30s), V(1m30s)). Overrides O(scrape_interval).
@@ -155,6 +162,17 @@ options:
       - Default raw series selectors for clusters that do not set their own.
     type: list
     elements: str
+  match_scope:
+    description:
+      - How raw O(clusters[].match) selectors relate to O(clusters[].namespaces) when a cluster has both.
+      - V(namespaces) narrows each raw selector to the namespaces (adds the namespace matcher to it) and federates
+        only what the narrowed selectors pick, so a raw selector never reaches series of other namespaces.
+      - V(any) federates the namespaces and, beside them, the raw selectors as given. Prometheus ORs C(match[]),
+        so the raw selectors then reach every namespace.
+      - Without namespaces (V([])), raw selectors are federated as given either way.
+    type: str
+    choices: [namespaces, any]
+    default: namespaces
   dest:
     description:
       - Write the rendered configuration to this file on the controller, in O(format).
@@ -210,6 +228,8 @@ notes:
     (the usual kube-prometheus-stack way), or read the real values from O(dest).
   - Give every SC Prometheus C(externalLabels) with its cluster name as well, and keep C(match[]) selectors of
     different SCs disjoint from the primary cluster's own series to avoid duplicates.
+requirements:
+  - promql-parser (Python; checks O(match) selectors with a real PromQL parser)
 seealso:
   - name: Prometheus federation
     description: Upstream documentation of the C(/federate) endpoint.
@@ -350,6 +370,7 @@ from ansible_collections.nga4m.platform.plugins.module_utils.federation import (
     DEFAULT_SECRET_NAME,
     DEFAULT_SECRET_NAMESPACE,
     FORMATS,
+    MATCH_SCOPES,
     SCHEMES,
     SECRET_FILE_MODE,
     dest_file_mode,
@@ -368,6 +389,7 @@ CLUSTER_SPEC = dict(
     scheme=dict(type="str", choices=list(SCHEMES)),
     namespaces=dict(type="list", elements="str"),
     match=dict(type="list", elements="str"),
+    match_scope=dict(type="str", choices=list(MATCH_SCOPES)),
     scrape_interval=dict(type="str"),
     scrape_timeout=dict(type="str"),
     labels=dict(type="dict"),
@@ -392,6 +414,7 @@ ARGUMENT_SPEC = dict(
     scrape_timeout=dict(type="str"),
     namespaces=dict(type="list", elements="str"),
     match=dict(type="list", elements="str"),
+    match_scope=dict(type="str", choices=list(MATCH_SCOPES), default="namespaces"),
     dest=dict(type="path"),
     format=dict(type="str", choices=list(FORMATS), default="helm_values"),
     secret=dict(
@@ -457,6 +480,7 @@ def main():
             scrape_timeout=params["scrape_timeout"],
             namespaces=params["namespaces"],
             match=params["match"],
+            match_scope=params["match_scope"],
         )
         if has_inline_secrets(params["clusters"]):
             module.warn(

@@ -3,7 +3,7 @@
 The PC configuration is rendered by ``nga4m.platform.prometheus_federation``
 through ``ansible-playbook``, checked by ``promtool`` and then served by a real
 Prometheus that must show the SC's ``models`` series with ``cluster="sc1"`` (and
-``sc2``, reached through a raw ``match[]`` selector) and never the ``other``
+``sc2``, reached through a raw ``match[]`` selector narrowed to namespace ``models``) and never the ``other``
 namespace - which the SC itself is first shown to hold, so that absence means
 the selector worked, not that there was nothing to federate.
 """
@@ -57,7 +57,8 @@ def sc2_prometheus(sc_exporter, tmp_path_factory):
 def _clusters(sc_url, sc2_url):
     return [
         # sc2 first: the output must still be sorted by name.
-        {"name": "sc2", "url": sc2_url + "/", "namespaces": [], "match": ['nga4m_test_model_requests_total{namespace="models"}']},
+        # A raw selector with namespaces: narrowed to them (match_scope namespaces), it must not reach namespace "other".
+        {"name": "sc2", "url": sc2_url + "/", "namespaces": ["models"], "match": ["nga4m_test_model_requests_total"]},
         {"name": "sc1", "url": sc_url, "namespaces": ["models"]},
     ]
 

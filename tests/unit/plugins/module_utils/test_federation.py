@@ -59,9 +59,21 @@ def test_namespace_selector_escapes_regex_metacharacters():
     assert fed.namespace_selector(["x"], label="kubernetes_namespace") == '{kubernetes_namespace=~"x"}'
 
 
-def test_raw_selectors_are_passed_through_after_namespaces_without_duplicates():
-    job = render_one(sc(match=[' up{job="kserve"} ', "nv_inference_count", "nv_inference_count"]))
+def test_raw_selectors_are_narrowed_to_the_namespaces_by_default():
+    job = render_one(sc(namespaces=["models", "kserve"], match=[' up{job="kserve"} ', "nv_inference_count", "nv_inference_count",
+                                                              '{__name__=~"nv_.+",}', "x{}"]))
+    assert job["params"]["match[]"] == ['up{job="kserve",namespace=~"kserve|models"}', 'nv_inference_count{namespace=~"kserve|models"}',
+                                        '{__name__=~"nv_.+",namespace=~"kserve|models"}', 'x{namespace=~"kserve|models"}']
+    for selector in job["params"]["match[]"]:
+        assert fed.check_series_selector(selector) == selector
+
+
+def test_match_scope_any_federates_raw_selectors_beside_the_namespaces_without_duplicates():
+    job = render_one(sc(match=[' up{job="kserve"} ', "nv_inference_count", "nv_inference_count"]), match_scope="any")
     assert job["params"]["match[]"] == ['{namespace=~"models"}', 'up{job="kserve"}', "nv_inference_count"]
+    job = render_one(sc(match=["up"], match_scope="any"))
+    assert job["params"]["match[]"] == ['{namespace=~"models"}', "up"]
+    assert "match_scope 'all'" in error_of(fed.render_scrape_configs, [sc(match=["up"], match_scope="all")])
 
 
 def test_raw_selectors_only():
@@ -94,15 +106,19 @@ def test_valid_series_selectors(selector):
         ("rate(x[5m])", "not a PromQL series selector"),
         ("up[5m]", "not a PromQL series selector"),
         ("up offset 5m", "not a PromQL series selector"),
+        ("up @ 100", "not a PromQL series selector"),
         ("sum(up)", "not a PromQL series selector"),
-        ("{job=a}", "malformed label matcher"),
-        ('{job="a" instance="b"}', "expected ','"),
-        ('{job=="a"}', "malformed label matcher"),
+        ("up or down", "not a PromQL series selector"),
+        ("{job=a}", "not a valid PromQL series selector"),
+        ('{job="a" instance="b"}', "not a valid PromQL series selector"),
+        ('{job=="a"}', "not a valid PromQL series selector"),
+        ('{job=~"(a|b"}', "not a valid PromQL series selector"),  # an invalid regex fails here, not at scrape time
+        ('{job=~"(?=lookahead)x"}', "not a valid PromQL series selector"),  # RE2 has no lookaround
         ("{}", "match every series"),
         ('{job=~".*"}', "match every series"),
         ('{job=""}', "match every series"),
         ("", "not a series selector"),
-        ("1up", "not a PromQL series selector"),
+        ("1up", "not a valid PromQL series selector"),
     ],
 )
 def test_invalid_series_selectors(selector, fragment):
@@ -181,7 +197,7 @@ def test_global_defaults_and_per_cluster_overrides():
     assert by_name["federate-b"]["params"]["match[]"] == ['{namespace=~"kserve"}']
     assert (by_name["federate-b"]["scrape_interval"], by_name["federate-b"]["scrape_timeout"]) == ("1m", "20s")
     assert by_name["federate-c"]["params"]["match[]"] == ["up"]
-    assert by_name["federate-d"]["params"]["match[]"] == ['{namespace=~"models"}', "up"]
+    assert by_name["federate-d"]["params"]["match[]"] == ['up{namespace=~"models"}']  # narrowed to the namespaces
 
 
 def test_global_match_default():
@@ -215,7 +231,7 @@ def test_sorted_by_cluster_name_and_deterministic():
 
 def test_namespaces_and_match_accept_single_string():
     job = render_one(sc(namespaces="models", match="up"))
-    assert job["params"]["match[]"] == ['{namespace=~"models"}', "up"]
+    assert job["params"]["match[]"] == ['up{namespace=~"models"}']
 
 
 def test_input_is_not_mutated():
