@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,8 @@ def stop_session_bed() -> None:
     if bed is not None:
         left = bed.stop()
         if left:
-            raise RuntimeError(f"the session bed left processes running: {left}")
+            raise RuntimeError(f"the session bed left processes running: {left} (state kept in {bed.dir})")
+        shutil.rmtree(bed.dir, ignore_errors=True)  # etcd data, PKI, logs: ~80 MB per test process
 
 
 class PlatformBed:

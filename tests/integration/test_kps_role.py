@@ -176,7 +176,7 @@ def test_basic_auth_lets_the_primary_federate_the_secondary_through_real_prometh
     assert again.rc == 0 and again.changed_total() == 0, failure_text(again)
 
     data = bed.get("sc4", "v1", "Secret", f"{RELEASE}-basic-auth", NS)["data"]
-    user, _, hashed = base64.b64decode(data["auth"]).decode().partition(":")
+    user, _colon, hashed = base64.b64decode(data["auth"]).decode().partition(":")
     sc_password = base64.b64decode(data["password"])
     assert user == "federate" and hashed.startswith("$2b$") and bcrypt.checkpw(sc_password, hashed.encode())
     assert sc_password.decode() not in run.stdout + again.stdout and hashed not in run.stdout + again.stdout

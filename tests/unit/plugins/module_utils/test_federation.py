@@ -60,8 +60,8 @@ def test_namespace_selector_escapes_regex_metacharacters():
 
 
 def test_raw_selectors_are_narrowed_to_the_namespaces_by_default():
-    job = render_one(sc(namespaces=["models", "kserve"], match=[' up{job="kserve"} ', "nv_inference_count", "nv_inference_count",
-                                                              '{__name__=~"nv_.+",}', "x{}"]))
+    raw = [' up{job="kserve"} ', "nv_inference_count", "nv_inference_count", '{__name__=~"nv_.+",}', "x{}"]
+    job = render_one(sc(namespaces=["models", "kserve"], match=raw))
     assert job["params"]["match[]"] == ['up{job="kserve",namespace=~"kserve|models"}', 'nv_inference_count{namespace=~"kserve|models"}',
                                         '{__name__=~"nv_.+",namespace=~"kserve|models"}', 'x{namespace=~"kserve|models"}']
     for selector in job["params"]["match[]"]:
