@@ -300,11 +300,47 @@ class Api:
 
 
 # --------------------------------------------------------------------------- kwok stages (ours)
+# A Ready pod's conditions and container statuses, as a kubelet reports them once its containers run.
+_POD_READY_STATUS = """
+{{ $now := Now }}
+conditions:
+- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: PodScheduled}
+- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized}
+- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: ContainersReady}
+- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: Ready}
+{{ range .spec.readinessGates }}
+- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: {{ .conditionType | Quote }}}
+{{ end }}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  imageID: ""
+  ready: true
+  started: true
+  restartCount: 0
+  state: {running: {startedAt: {{ $now | Quote }}}}
+{{ end }}
+{{ with .spec.initContainers }}
+initContainerStatuses:
+{{ range . }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  imageID: ""
+  ready: true
+  restartCount: 0
+  state: {terminated: {exitCode: 0, reason: Completed, startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}}
+{{ end }}
+{{ end }}
+"""
+
+
 def kwok_config(pod_ready_ms: int, job_complete_ms: int) -> str:
     """kwok's configuration: which nodes it manages, and the stages it plays on nodes and pods.
 
     Written for the bed (not kwok's shipped stage sets): a node becomes Ready at once; a
-    scheduled pod becomes Running and Ready ``pod_ready_ms`` after it was created; a Running
+    scheduled pod becomes Running and Ready ``pod_ready_ms`` after it was created (and Ready again
+    when the node controller marked it NotReady during an API outage); a Running
     pod owned by a Job succeeds ``job_complete_ms`` later; a pod being deleted is removed
     (there is no kubelet to finish a graceful deletion).
     """
@@ -343,40 +379,16 @@ nodeInfo:
   kubeProxyVersion: kwok-{{ Version }}
 phase: Running
 """),
+        # After an outage the node controller marks the pods of nodes it lost NotReady; a kubelet would
+        # report them Ready again once its node is back, so kwok does.
+        _stage("bed-pod-ready-again", "Pod", [("DoesNotExist", ".metadata.deletionTimestamp", None),
+                                              ("In", ".status.phase", ["Running"]),
+                                              ("NotIn", '.status.conditions.[] | select( .type == "Ready" ) | .status', ["True"]),
+                                              ("NotIn", ".metadata.ownerReferences.[].kind", ["Job"])],
+               0, _POD_READY_STATUS),
         _stage("bed-pod-ready", "Pod", [("DoesNotExist", ".metadata.deletionTimestamp", None),
                                         ("In", ".status.phase", ["Pending"])],
-               pod_ready_ms, """
-{{ $now := Now }}
-conditions:
-- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: PodScheduled}
-- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized}
-- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: ContainersReady}
-- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: Ready}
-{{ range .spec.readinessGates }}
-- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: {{ .conditionType | Quote }}}
-{{ end }}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  imageID: ""
-  ready: true
-  started: true
-  restartCount: 0
-  state: {running: {startedAt: {{ $now | Quote }}}}
-{{ end }}
-{{ with .spec.initContainers }}
-initContainerStatuses:
-{{ range . }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  imageID: ""
-  ready: true
-  restartCount: 0
-  state: {terminated: {exitCode: 0, reason: Completed, startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}}
-{{ end }}
-{{ end }}
-{{ with NodeIPsWith .spec.nodeName }}
+               pod_ready_ms, _POD_READY_STATUS + """{{ with NodeIPsWith .spec.nodeName }}
 hostIP: {{ index . 0 | Quote }}
 hostIPs:
 {{ range . }}
@@ -556,7 +568,8 @@ class Cluster:
             path = self.dir / f"{user}.kubeconfig"
             _write(path, json.dumps(kubeconfig_doc(self.name, self.server, pki, user)))
             configs[user] = path
-        self.pids["kube-controller-manager"] = spawn([
+        argvs = {}
+        argvs["kube-controller-manager"] = [
             binary("kube-controller-manager"), "--kubeconfig", configs["kube-controller-manager"],
             "--secure-port", "0", "--leader-elect=false", "--use-service-account-credentials=true",
             "--service-account-private-key-file", pki / "sa.key", "--root-ca-file", pki / "ca.crt",
@@ -564,18 +577,21 @@ class Cluster:
             "--controllers", "*",
             "--kube-api-qps", "100", "--kube-api-burst", "200", "--concurrent-deployment-syncs", "10",
             "--concurrent-replicaset-syncs", "10", "--concurrent-gc-syncs", "20", "--v", "1",
-        ], self.dir / "kube-controller-manager.log", self.owner)
-        self.pids["kube-scheduler"] = spawn([
+        ]
+        argvs["kube-scheduler"] = [
             binary("kube-scheduler"), "--kubeconfig", configs["kube-scheduler"], "--secure-port", "0",
             "--leader-elect=false", "--kube-api-qps", "100", "--kube-api-burst", "200", "--v", "1",
-        ], self.dir / "kube-scheduler.log", self.owner)
+        ]
         ready_ms = int(self.pod_ready_seconds * 1000)
         _write(self.dir / "kwok.yaml", kwok_config(ready_ms, max(ready_ms // 2, 0)), 0o644)
-        self.pids["kwok"] = spawn([
+        argvs["kwok"] = [
             binary("kwok"), "--kubeconfig", configs["kwok"], "--config", self.dir / "kwok.yaml",
             "--manage-all-nodes=true", "--cidr", f"10.{64 + self.index % 64}.0.0/16",
             "--node-ip", f"192.168.{self.index % 250}.10", "--server-address", "",
-        ], self.dir / "kwok.log", self.owner)
+        ]
+        self.controller_argvs = argvs
+        for component, argv in argvs.items():
+            self.pids[component] = spawn(argv, self.dir / f"{component}.log", self.owner)
 
     # -- what a fresh cluster has besides the control plane
     def seed(self) -> None:
@@ -655,16 +671,24 @@ class Cluster:
         """Stop only the API server (fault tests); ``restart_apiserver`` brings it back on the same port."""
         stop_pids([self.pids["kube-apiserver"]])
 
-    def restart_apiserver(self, timeout: float = 120) -> None:
+    def restart_apiserver(self, timeout: float = 120) -> list[str]:
         log = self.dir / "kube-apiserver.log"
         self.pids["kube-apiserver"] = spawn(self.apiserver_argv(), log, self.owner)
         deadline = time.monotonic() + timeout
         api = self.api()
         while time.monotonic() < deadline and alive(self.pids["kube-apiserver"]):
             if api.healthy("readyz"):
-                return
+                return self._respawn_dead_controllers()
             time.sleep(0.2)
         raise BedError(f"kube-apiserver of cluster {self.name} did not come back; its log:\n{_tail(log)}")
+
+    def _respawn_dead_controllers(self) -> list[str]:
+        """Start again what exited while the API server was down, as a node's kubelet restarts a crashed
+        static pod; return their names (the reason is at the end of <component>.log)."""
+        dead = [c for c, argv in getattr(self, "controller_argvs", {}).items() if not alive(self.pids[c])]
+        for component in dead:
+            self.pids[component] = spawn(self.controller_argvs[component], self.dir / f"{component}.log", self.owner)
+        return dead
 
     def info(self) -> dict:
         return {"server": self.server, "port": self.port, "kubeconfig": str(self.kubeconfig), "index": self.index,
