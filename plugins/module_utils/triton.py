@@ -23,6 +23,7 @@ import hashlib
 import mmap
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -354,7 +355,12 @@ def _normalize_dims(dims, where):
 
 
 def _graph_dims_for_config(spec, kind, max_batch_size):
-    """Config dims of a graph tensor: batch dimension removed when max_batch_size > 0."""
+    """Config ``(dims, reshape)`` of a graph tensor: the batch dimension removed when max_batch_size > 0.
+
+    A tensor left without dimensions (a scalar, or a 1-D ``[batch]`` tensor of a batched model, such as
+    the ``label`` skl2onnx exports) is declared as Triton documents it: ``dims: [1]`` with
+    ``reshape: {shape: []}``. ``reshape`` is None when the model sees the config dims unchanged.
+    """
     where = f"{kind} {spec.name!r}"
     if spec.dims is None:
         raise NGA4MError(f"{where} has no shape in the ONNX graph; give its dims in '{kind}s'")
@@ -369,15 +375,35 @@ def _graph_dims_for_config(spec, kind, max_batch_size):
             )
         dims = dims[1:]
     if not dims:
-        raise NGA4MError(f"{where} has no dimensions left for the config; give dims explicitly")
-    return dims
+        return [1], []
+    return dims, None
+
+
+def _normalize_reshape(shape, where):
+    if not isinstance(shape, (list, tuple)):
+        raise NGA4MError(f"reshape of {where} must be a list of integers (empty for a scalar), got {shape!r}")
+    return _normalize_dims(shape, where) if shape else []
+
+
+def _element_count(dims):
+    count = 1
+    for dim in dims:
+        if dim == -1:
+            return None
+        count *= dim
+    return count
+
+
+def _tensor_entry(name, data_type, dims, reshape):
+    entry = {"name": name, "data_type": data_type, "dims": dims}
+    if reshape is not None:
+        entry["reshape"] = {"shape": reshape}
+    return entry
 
 
 def _tensor_list(given, graph_specs, kind, max_batch_size, graph_names):
     if given is None:
-        return [
-            {"name": s.name, "data_type": s.data_type, "dims": _graph_dims_for_config(s, kind, max_batch_size)} for s in graph_specs
-        ]
+        return [_tensor_entry(s.name, s.data_type, *_graph_dims_for_config(s, kind, max_batch_size)) for s in graph_specs]
     if not isinstance(given, (list, tuple)):
         raise NGA4MError(f"{kind}s must be a list of tensors (name, data_type, dims)")
     out, seen = [], set()
@@ -394,11 +420,14 @@ def _tensor_list(given, graph_specs, kind, max_batch_size, graph_names):
         dims = item.get("dims")
         if spec is None and (data_type is None or dims is None):
             raise NGA4MError(f"{where} is not in the ONNX graph (graph {kind}s: {', '.join(graph_names) or 'none'})")
-        entry = {
-            "name": name,
-            "data_type": _normalize_data_type(data_type, where) if data_type is not None else spec.data_type,
-            "dims": _normalize_dims(dims, where) if dims is not None else _graph_dims_for_config(spec, kind, max_batch_size),
-        }
+        if dims is not None:
+            dims = _normalize_dims(dims, where)
+            reshape = _normalize_reshape(item["reshape"], where) if item.get("reshape") is not None else None
+        elif item.get("reshape") is not None:
+            raise NGA4MError(f"reshape of {where} needs its dims too (the shape Triton's clients send and receive)")
+        else:
+            dims, reshape = _graph_dims_for_config(spec, kind, max_batch_size)
+        entry = _tensor_entry(name, _normalize_data_type(data_type, where) if data_type is not None else spec.data_type, dims, reshape)
         if kind == "input" and item.get("optional"):
             entry["optional"] = True
         out.append(entry)
@@ -531,12 +560,15 @@ def config_message_to_dict(message):
 
     def fix(node):
         if isinstance(node, dict):
-            return {k: (fix(v) if k not in ("dims", "versions", "preferred_batch_size", "max_queue_delay_microseconds") else _ints(v)) for k, v in node.items()}
+            return {k: (fix(v) if k not in _INT_FIELDS else _ints(v)) for k, v in node.items()}
         if isinstance(node, list):
             return [fix(v) for v in node]
         return node
 
     return fix(data)
+
+
+_INT_FIELDS = ("dims", "shape", "versions", "preferred_batch_size", "max_queue_delay_microseconds")
 
 
 def _ints(value):
@@ -590,6 +622,14 @@ def check_config(config, info, model_name=None):
             if dtype != spec.data_type:
                 problems.append(f"{where}: data_type {dtype} in config but {spec.data_type} in the ONNX graph")
             config_dims = list(tensor.dims)
+            seen_as = "dims"
+            if tensor.HasField("reshape"):
+                # The model sees the reshaped tensor; the clients see dims. Triton needs the same element count.
+                shape = list(tensor.reshape.shape)
+                counts = (_element_count(config_dims), _element_count(shape))
+                if None not in counts and counts[0] != counts[1]:
+                    problems.append(f"{where}: reshape {shape} holds {counts[1]} elements but dims {config_dims} hold {counts[0]}")
+                config_dims, seen_as = shape, "reshape"
             graph_dims = None if spec.dims is None else list(spec.dims)
             if mbs > 0 and graph_dims is not None:
                 if not graph_dims or graph_dims[0] != -1:
@@ -601,7 +641,7 @@ def check_config(config, info, model_name=None):
                 graph_dims = graph_dims[1:]
             if not _dims_compatible(config_dims, graph_dims):
                 shown = f"[-1 (batch)] + {graph_dims}" if mbs > 0 else f"{graph_dims}"
-                problems.append(f"{where}: dims {config_dims} in config do not match {shown} in the ONNX graph")
+                problems.append(f"{where}: {seen_as} {config_dims} in config do not match {shown} in the ONNX graph")
         if kind == "input":
             configured = {t.name for t in tensors}
             for spec in graph:
@@ -637,8 +677,80 @@ def _version_of(key, model_dir):
     return int(head) if "/" in rest and head.isdigit() else None
 
 
+def _interface(config):
+    """What every version of a model must match: whether it batches, and each tensor's type and shape, by name."""
+    tensors = {}
+    for kind in ("input", "output"):
+        for tensor in config.get(kind, []):
+            shape = {"data_type": tensor.get("data_type", "TYPE_INVALID"), "dims": list(tensor.get("dims", []))}
+            if "reshape" in tensor:
+                shape["reshape"] = list(tensor["reshape"].get("shape", []))
+            tensors[(kind, tensor["name"])] = shape
+    return int(config.get("max_batch_size", 0)), tensors
+
+
+def interface_changes(old_text, new_config):
+    """How the stored config.pbtxt's interface differs from ``new_config`` (dict); one line per difference."""
+    try:
+        old_config = config_message_to_dict(parse_config(old_text))
+    except NGA4MError as exc:
+        return [f"the stored {CONFIG_FILENAME} cannot be read ({exc})"]
+    old_mbs, old_tensors = _interface(old_config)
+    new_mbs, new_tensors = _interface(new_config)
+    # Any max_batch_size above 0 means the same dims (batch dimension left out); only 0 <-> >0 changes them.
+    changes = [f"max_batch_size {old_mbs} -> {new_mbs}"] if (old_mbs > 0) != (new_mbs > 0) else []
+    for key in sorted(set(old_tensors) | set(new_tensors)):
+        where = f"{key[0]} {key[1]!r}"
+        before, after = old_tensors.get(key), new_tensors.get(key)
+        if before is None:
+            changes.append(f"{where} added")
+        elif after is None:
+            changes.append(f"{where} removed")
+        elif before != after:
+            fields = [f"{f} {before.get(f)} -> {after.get(f)}" for f in ("data_type", "dims", "reshape") if before.get(f) != after.get(f)]
+            changes.append(f"{where}: {', '.join(fields)}")
+    return changes
+
+
+def _versions_to_retire(store, model_dir, model_name, version, old_text, config, text, retire_versions):
+    """``{version: why}`` of the other versions that do not fit the new config (empty when they all fit).
+
+    Without ``retire_versions`` only the stored config is compared (nothing is downloaded) and a
+    difference while other versions exist is refused. With it, every other version's graph is read
+    and checked against the new config, so a run interrupted between writing the config and removing
+    the old versions finishes on the next run.
+    """
+    others = sorted({_version_of(k, model_dir) for k in store.list(model_dir)} - {None, version})
+    if not others:
+        return {}
+    if not retire_versions:
+        changes = interface_changes(old_text, config) if old_text is not None and old_text != text else []
+        if changes:
+            raise NGA4MError(
+                f"version {version} of {model_name} does not fit the {CONFIG_FILENAME} that versions {others} are"
+                f" served with ({'; '.join(changes)}); one config serves every version of a model. Publish it under a new model"
+                " name, or set retire_versions to remove the other versions once the new one and its config are written"
+            )
+        return {}
+    message = parse_config(text)
+    retired = {}
+    for other in others:
+        data = store.get(join_key(model_dir, str(other), MODEL_FILENAME))
+        if data is None:
+            retired[other] = f"version {other} has no {MODEL_FILENAME}"
+            continue
+        with tempfile.NamedTemporaryFile(suffix=".onnx") as handle:
+            handle.write(data)
+            handle.flush()
+            try:
+                check_config(message, read_onnx(handle.name, full_check=False))
+            except NGA4MError as exc:
+                retired[other] = str(exc).replace(handle.name, f"version {other}")
+    return retired
+
+
 def publish(store, prefix, model_name, version, model_path=None, config_options=None, check_mode=False, state="present",
-            create_bucket=None):
+            create_bucket=None, retire_versions=False):
     """Publish (``state=present``) or remove (``state=absent``) one model version in Triton layout.
 
     ``store`` is a ``LocalStore`` or ``S3Store``. Every input is validated and the
@@ -646,8 +758,13 @@ def publish(store, prefix, model_name, version, model_path=None, config_options=
     ``create_bucket``: create a missing bucket/root (``None`` = store default:
     local directories are created, S3 buckets are not).
 
-    Returns a dict: changed, plan (list of actions), uploaded, deleted, storage_uri,
-    model_path, config, config_dict, version, sha256, diff.
+    One config.pbtxt serves every version of a model, so a version whose interface (tensors,
+    max_batch_size) differs from the stored config is refused while other versions exist, unless
+    ``retire_versions``: then the new model and config are written first and the other versions
+    removed after, so the config always has a model that matches it.
+
+    Returns a dict: changed, plan (list of actions), uploaded, deleted, retired (versions),
+    storage_uri, model_path, config, config_dict, version, sha256, diff.
     """
     if state not in ("present", "absent"):
         raise NGA4MError(f"state must be present or absent, got {state!r}")
@@ -660,6 +777,7 @@ def publish(store, prefix, model_name, version, model_path=None, config_options=
         "plan": [],
         "uploaded": [],
         "deleted": [],
+        "retired": [],
         "storage_uri": store.uri(prefix),
         "model_path": store.location(model_dir),
         "version": version,
@@ -696,6 +814,13 @@ def publish(store, prefix, model_name, version, model_path=None, config_options=
     result["diff"]["after"] = text
     if old is None or old_text != text:
         result["plan"].append({"action": "upload", "key": config_key, "reason": "missing" if old is None else "content differs"})
+    retired = _versions_to_retire(store, model_dir, model_name, version, old_text if old is not None else None, config, text, retire_versions)
+    if retired:
+        keys = store.list(model_dir)
+        for other, reason in retired.items():
+            version_prefix = join_key(model_dir, str(other)) + "/"
+            result["plan"].extend({"action": "delete", "key": k, "reason": f"retired: {reason}"} for k in keys if k.startswith(version_prefix))
+        result["retired"] = sorted(retired)
 
     result["changed"] = bool(result["plan"])
     if any(step["key"] == model_key for step in result["plan"]):
@@ -704,19 +829,27 @@ def publish(store, prefix, model_name, version, model_path=None, config_options=
         return result
     if create_store:
         store.prepare(**prepare_args)
-    uploads = [step for step in result["plan"] if step["action"] == "upload"]
     try:
-        for step in uploads:  # model first, config.pbtxt last (plan order)
+        for step in result["plan"]:  # model, then config.pbtxt, then the retired versions (plan order)
+            if step["action"] == "delete":
+                store.delete(step["key"])
+                result["deleted"].append(step["key"])
+                continue
             if step["key"] == model_key:
                 store.put_file(model_key, info.path, sha256=info.sha256)
-            else:
+            elif step["key"] == config_key:
                 store.put_bytes(config_key, text.encode("utf-8"), content_type="text/plain")
+            else:
+                continue
             result["uploaded"].append(step["key"])
     except NGA4MError as exc:
         done = ", ".join(result["uploaded"]) or "nothing"
+        if result["deleted"]:
+            done += f" (removed: {', '.join(result['deleted'])})"
         raise NGA4MError(
             f"publishing {model_name} version {version} to {store.describe()} failed: {exc}. Written before the failure: {done};"
-            f" {CONFIG_FILENAME} was written last, so no config points at a missing model. Fix the cause and run again to finish."
+            f" {CONFIG_FILENAME} is written after the model and before any retired version is removed, so no config points at a"
+            " missing model. Fix the cause and run again to finish."
         ) from exc
     return result
 

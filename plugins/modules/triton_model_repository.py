@@ -20,6 +20,9 @@ description:
     before C(config.pbtxt), so no reader sees a config whose model is missing.
   - O(state=absent) removes one version, and the whole model directory (config included, config first) when no
     version is left.
+  - One C(config.pbtxt) serves every version of a model. A version whose interface (tensor names, data types,
+    dims, reshape, or O(max_batch_size)) differs from the stored config is refused, naming the differing tensors,
+    while other versions exist, unless O(retire_versions=true).
 author:
   - NGA4M developers (@nga4m)
 extends_documentation_fragment:
@@ -66,8 +69,21 @@ options:
     description:
       - Triton C(max_batch_size). V(0) disables batching (dims then include the first dimension).
       - Above V(0), every tensor's first ONNX dimension must be dynamic; it is the batch dimension and is left out of dims.
+      - "A tensor left without dimensions (a 1-D C([batch]) output such as the C(label) skl2onnx exports, or a scalar)
+        is declared as C(dims: [1]) with C(reshape: {shape: []}), as Triton documents for such tensors."
     type: int
     default: 0
+  retire_versions:
+    description:
+      - When the published version does not fit the other versions of the model (its interface differs from the
+        stored C(config.pbtxt)), remove those other versions. The new model and C(config.pbtxt) are written first
+        and the other versions removed after, so the config always has a model that matches it; an interrupted
+        run finishes on the next one.
+      - With V(true) every other version's graph is read (downloaded from S3) on each run, to find those that do not
+        fit the new config.
+      - With V(false) such a publish fails before anything is written, naming the differing tensors.
+    type: bool
+    default: false
   inputs:
     description:
       - Model inputs. When omitted, all graph inputs are used. Omitted O(inputs[].data_type) and O(inputs[].dims) are read from the graph.
@@ -83,6 +99,12 @@ options:
         type: str
       dims:
         description: Dimensions without the batch dimension; V(-1) for a dynamic one.
+        type: list
+        elements: int
+      reshape:
+        description:
+          - Shape the model sees, when it differs from O(inputs[].dims) (Triton's C(reshape)); V([]) for a scalar.
+            Needs O(inputs[].dims).
         type: list
         elements: int
       optional:
@@ -104,6 +126,12 @@ options:
         type: str
       dims:
         description: Dimensions without the batch dimension; V(-1) for a dynamic one.
+        type: list
+        elements: int
+      reshape:
+        description:
+          - Shape the model produces, when it differs from O(outputs[].dims) (Triton's C(reshape)); V([]) for a
+            1-D batched output or a scalar. Needs O(outputs[].dims).
         type: list
         elements: int
   instance_group:
@@ -204,6 +232,14 @@ EXAMPLES = r"""
     version_policy:
       latest: 2
 
+- name: Publish version 3 with a new input name, removing the versions that no longer fit config.pbtxt
+  nga4m.platform.triton_model_repository:
+    name: iris
+    version: 3
+    model_file: /tmp/iris/model-v3.onnx
+    local_path: /srv/triton-models
+    retire_versions: true
+
 - name: Remove version 1 (and the model directory when no version is left)
   nga4m.platform.triton_model_repository:
     name: iris
@@ -253,11 +289,17 @@ uploaded:
   elements: str
   sample: [triton/iris/1/model.onnx, triton/iris/config.pbtxt]
 deleted:
-  description: Keys removed by this run (O(state=absent)).
+  description: Keys removed by this run (O(state=absent), or the versions O(retire_versions) retired).
   returned: always
   type: list
   elements: str
   sample: []
+retired:
+  description: Other versions removed (or, in check mode, to be removed) because they do not fit the new config (O(retire_versions)).
+  returned: always
+  type: list
+  elements: int
+  sample: [1, 2]
 sha256:
   description: sha256 of the model file (null with O(state=absent)).
   returned: always
@@ -295,6 +337,7 @@ _TENSOR = {
     "name": {"type": "str", "required": True},
     "data_type": {"type": "str"},
     "dims": {"type": "list", "elements": "int"},
+    "reshape": {"type": "list", "elements": "int"},
 }
 
 
@@ -308,6 +351,7 @@ def argument_spec():
         prefix={"type": "str", "default": ""},
         local_path={"type": "path"},
         max_batch_size={"type": "int", "default": 0},
+        retire_versions={"type": "bool", "default": False},
         inputs={"type": "list", "elements": "dict", "options": dict(copy.deepcopy(_TENSOR), optional={"type": "bool", "default": False})},
         outputs={"type": "list", "elements": "dict", "options": copy.deepcopy(_TENSOR)},
         instance_group={
@@ -371,6 +415,7 @@ def main():
             check_mode=module.check_mode,
             state=params["state"],
             create_bucket=params["create_bucket"] if not params["local_path"] else None,
+            retire_versions=params["retire_versions"],
         )
     except NGA4MError as exc:
         module.fail_json(msg=str(exc))

@@ -7,6 +7,8 @@ All models pass ``onnx.checker`` and run in onnxruntime:
   a linear layer + softmax with hand-set weights that separate the iris classes
   by petal size. ``batch=None`` gives a dynamic batch dimension, an int a fixed one.
 * ``fixed_batch_classifier(path)`` - the same with batch dimension fixed to 1.
+* ``vector_label_classifier(path)`` - the same with a 1-D ``label`` [batch] (as
+  skl2onnx exports classifiers): batched, it needs Triton's ``reshape``.
 * ``retrained_iris_classifier(path)`` - the same graph (same inputs/outputs, so the
   same config.pbtxt) with other weights: a changed model file for update tests.
 * ``large_model(path, size_mb=50)`` - a valid model carrying a ~size_mb MB
@@ -51,8 +53,10 @@ def _save(model, path) -> Path:
     return path
 
 
-def iris_classifier(path, batch: int | str | None = None, input_name: str = IRIS_INPUT, weights=None, bias=None) -> Path:
-    """Iris-like classifier: ``input`` [batch, 4] FP32 -> ``probabilities`` [batch, 3], ``label`` [batch, 1] INT64."""
+def iris_classifier(path, batch: int | str | None = None, input_name: str = IRIS_INPUT, weights=None, bias=None,
+                    label_keepdims: bool = True) -> Path:
+    """Iris-like classifier: ``input`` [batch, 4] FP32 -> ``probabilities`` [batch, 3], ``label`` [batch, 1] INT64
+    (``label`` [batch] with ``label_keepdims=False``)."""
     dim = batch if batch is not None else "batch"
     weights = IRIS_WEIGHTS if weights is None else np.asarray(weights, dtype=np.float32)
     bias = IRIS_BIAS if bias is None else np.asarray(bias, dtype=np.float32)
@@ -61,13 +65,13 @@ def iris_classifier(path, batch: int | str | None = None, input_name: str = IRIS
             helper.make_node("MatMul", [input_name, "W"], ["logits_raw"]),
             helper.make_node("Add", ["logits_raw", "B"], ["logits"]),
             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
-            helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=1),
+            helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=int(label_keepdims)),
         ],
         name="iris",
         inputs=[helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [dim, 4])],
         outputs=[
             helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [dim, 3]),
-            helper.make_tensor_value_info("label", TensorProto.INT64, [dim, 1]),
+            helper.make_tensor_value_info("label", TensorProto.INT64, [dim, 1] if label_keepdims else [dim]),
         ],
         initializer=[numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "B")],
     )
@@ -110,6 +114,11 @@ def fixed_batch_classifier(path) -> Path:
 def dynamic_batch_classifier(path) -> Path:
     """The iris classifier with a dynamic (symbolic) batch dimension."""
     return iris_classifier(path, batch=None)
+
+
+def vector_label_classifier(path) -> Path:
+    """The iris classifier whose ``label`` output is 1-D ([batch]), as skl2onnx exports classifiers."""
+    return iris_classifier(path, label_keepdims=False)
 
 
 def large_model(path, size_mb: float = 50, seed: int = 0) -> Path:

@@ -256,3 +256,35 @@ def test_model_upload_failure_leaves_old_state_then_converges(s3, iris, tmp_path
     if scenario == "update_new_version":
         assert "max_batch_size: 4" in res["config"] and res["config"] != old_config
         assert sorted(s3.keys(bucket)) == ["triton/iris/1/model.onnx", "triton/iris/2/model.onnx", "triton/iris/config.pbtxt"]
+
+
+def test_a_new_interface_is_refused_beside_other_versions_unless_they_are_retired(s3, iris, tmp_path):
+    bucket = "it-interface"
+    renamed = onnx_models.iris_classifier(tmp_path / "features.onnx", input_name="features")
+    _ok(*_publish(s3, bucket, iris, version=1))
+    _ok(*_publish(s3, bucket, iris, version=2))
+    before = _objects(s3, bucket)
+    run, res = _publish(s3, bucket, renamed, version=3)
+    assert run.rc != 0 and "input 'features' added; input 'input' removed" in res["msg"], res
+    assert "retire_versions" in res["msg"] and "Traceback" not in run.stdout + run.stderr
+    assert _objects(s3, bucket) == before
+
+    check = _ok(*_publish(s3, bucket, renamed, version=3, retire_versions=True, check=True))
+    assert check["retired"] == [1, 2] and _objects(s3, bucket) == before
+    done = _ok(*_publish(s3, bucket, renamed, version=3, retire_versions=True))
+    assert done["uploaded"] == ["triton/iris/3/model.onnx", "triton/iris/config.pbtxt"]
+    assert done["deleted"] == ["triton/iris/1/model.onnx", "triton/iris/2/model.onnx"]
+    assert sorted(_objects(s3, bucket)) == ["triton/iris/3/model.onnx", "triton/iris/config.pbtxt"]
+    _assert_no_config_without_model(s3, bucket, tmp_path)
+    assert _ok(*_publish(s3, bucket, renamed, version=3, retire_versions=True))["changed"] is False
+
+
+def test_a_batched_model_with_a_vector_output_publishes_with_reshape(s3, tmp_path):
+    bucket = "it-reshape"
+    model = onnx_models.vector_label_classifier(tmp_path / "vector.onnx")
+    res = _ok(*_publish(s3, bucket, model))
+    message = triton.parse_config(s3.client().get_object(bucket, "triton/iris/config.pbtxt").read().decode())
+    label = next(o for o in message.output if o.name == "label")
+    assert list(label.dims) == [1] and label.HasField("reshape") and list(label.reshape.shape) == []
+    assert res["config_dict"]["max_batch_size"] == 8
+    _assert_no_config_without_model(s3, bucket, tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 from onnx import TensorProto, helper
 from tritonclient.grpc import model_config_pb2
@@ -363,3 +364,106 @@ def test_publish_failure_keeps_config_unwritten(tmp_path, models):
     assert store.list("") == ["iris/1/model.onnx"]
     result = triton.publish(LocalStore(tmp_path / "models"), "", "iris", 1, str(models["dynamic"]), {})
     assert result["uploaded"] == ["iris/config.pbtxt"]
+
+
+# ------------------------------------------------------------------ 1-D batched outputs (Triton reshape)
+
+def test_batched_vector_output_is_declared_with_reshape(tmp_path):
+    model = onnx_models.vector_label_classifier(tmp_path / "vector.onnx")
+    info = triton.read_onnx(str(model))
+    assert [(t.name, t.dims) for t in info.outputs] == [("probabilities", [-1, 3]), ("label", [-1])]
+    result = _publish(tmp_path / "models", model, config_options={"max_batch_size": 8})
+    label = next(t for t in result["config_dict"]["output"] if t["name"] == "label")
+    assert label == {"name": "label", "data_type": "TYPE_INT64", "dims": [1], "reshape": {"shape": []}}
+    text = (tmp_path / "models/repo/iris/config.pbtxt").read_text()
+    message = triton.parse_config(text)
+    assert message.output[1].HasField("reshape") and list(message.output[1].reshape.shape) == []
+    triton.check_config(text, info, "iris")
+    assert triton.config_message_to_dict(message)["output"][1]["reshape"] == {}
+    # the model really produces one label per row, which Triton returns as [batch, 1]
+    probabilities, labels = onnx_models.run(model, {"input": np.ones((3, 4), dtype=np.float32)})
+    assert probabilities.shape == (3, 3) and labels.shape == (3,)
+
+
+def test_explicit_reshape_is_checked_against_the_graph(dyn):
+    config = triton.build_config("iris", dyn, {"max_batch_size": 4, "inputs": [{"name": "input", "dims": [2, 2], "reshape": [4]}]})
+    assert config["input"] == [{"name": "input", "data_type": "TYPE_FP32", "dims": [2, 2], "reshape": {"shape": [4]}}]
+    triton.check_config(config, dyn, "iris")
+    with pytest.raises(NGA4MError, match=r"input 'input': reshape \[5\] holds 5 elements but dims \[2, 2\] hold 4"):
+        triton.check_config(dict(config, input=[dict(config["input"][0], reshape={"shape": [5]})]), dyn)
+    with pytest.raises(NGA4MError, match=r"input 'input': reshape \[2, 2\] in config do not match \[-1 \(batch\)\] \+ \[4\]"):
+        triton.check_config(dict(config, input=[dict(config["input"][0], dims=[4], reshape={"shape": [2, 2]})]), dyn)
+    with pytest.raises(NGA4MError, match="reshape of input 'input' needs its dims too"):
+        triton.build_config("iris", dyn, {"inputs": [{"name": "input", "reshape": [4]}]})
+
+
+# ------------------------------------------------------------------ one config.pbtxt for every version
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_a_version_with_another_interface_is_refused_before_anything_is_written(tmp_path, models):
+    root = tmp_path / "models"
+    _publish(root, models["dynamic"], version=1)
+    before = {name: (root / name).read_bytes() for name in _tree(root)}
+    with pytest.raises(NGA4MError) as err:
+        _publish(root, models["other"], version=2, config_options={"max_batch_size": 0})
+    message = str(err.value)
+    assert "does not fit the config.pbtxt that versions [1] are served with" in message
+    for change in ("max_batch_size 4 -> 0", "input 'features' added", "input 'input' removed",
+                   "output 'probabilities': dims [3] -> [-1, 3]"):
+        assert change in message
+    assert "retire_versions" in message
+    assert {name: (root / name).read_bytes() for name in _tree(root)} == before
+    # the same interface is fine for a new version, with any batch size (the dims stay the same)
+    assert _publish(root, models["dynamic"], version=2, config_options={"max_batch_size": 16})["retired"] == []
+    assert _tree(root) == ["repo/iris/1/model.onnx", "repo/iris/2/model.onnx", "repo/iris/config.pbtxt"]
+
+
+def test_retire_versions_writes_the_new_version_first_and_removes_the_others_after(tmp_path, models):
+    root = tmp_path / "models"
+    _publish(root, models["dynamic"], version=1)
+    _publish(root, models["dynamic"], version=2)
+    check = _publish(root, models["other"], version=3, retire_versions=True, check_mode=True)
+    assert check["changed"] is True and check["retired"] == [1, 2]
+    assert [(s["action"], s["key"]) for s in check["plan"]] == [
+        ("upload", "repo/iris/3/model.onnx"), ("upload", "repo/iris/config.pbtxt"),
+        ("delete", "repo/iris/1/model.onnx"), ("delete", "repo/iris/2/model.onnx"),
+    ]
+    assert "input 'features' is not in the ONNX graph" in check["plan"][2]["reason"]
+    assert _tree(root) == ["repo/iris/1/model.onnx", "repo/iris/2/model.onnx", "repo/iris/config.pbtxt"]
+
+    done = _publish(root, models["other"], version=3, retire_versions=True)
+    assert done["uploaded"] == ["repo/iris/3/model.onnx", "repo/iris/config.pbtxt"]
+    assert done["deleted"] == ["repo/iris/1/model.onnx", "repo/iris/2/model.onnx"] and done["retired"] == [1, 2]
+    assert _tree(root) == ["repo/iris/3/model.onnx", "repo/iris/config.pbtxt"]
+    triton.check_config((root / "repo/iris/config.pbtxt").read_text(), triton.read_onnx(str(models["other"])), "iris")
+    again = _publish(root, models["other"], version=3, retire_versions=True)
+    assert again["changed"] is False and again["plan"] == []
+
+
+def test_retire_versions_keeps_the_versions_that_still_fit(tmp_path, models):
+    root = tmp_path / "models"
+    retrained = onnx_models.retrained_iris_classifier(tmp_path / "retrained.onnx")
+    _publish(root, models["dynamic"], version=1)
+    result = _publish(root, retrained, version=2, retire_versions=True)
+    assert result["retired"] == [] and result["deleted"] == []
+    assert _tree(root) == ["repo/iris/1/model.onnx", "repo/iris/2/model.onnx", "repo/iris/config.pbtxt"]
+
+
+def test_an_interrupted_retirement_finishes_on_the_next_run(tmp_path, models):
+    class FailingDeleteStore(LocalStore):
+        def delete(self, key):
+            raise NGA4MError("permission denied")
+
+    root = tmp_path / "models"
+    _publish(root, models["dynamic"], version=1)
+    with pytest.raises(NGA4MError) as err:
+        triton.publish(FailingDeleteStore(root), "repo", "iris", 2, str(models["other"]), {"max_batch_size": 4}, retire_versions=True)
+    assert "Written before the failure: repo/iris/2/model.onnx, repo/iris/config.pbtxt;" in str(err.value)
+    # the config now fits version 2, which is there; version 1 no longer fits and is still there
+    triton.check_config((root / "repo/iris/config.pbtxt").read_text(), triton.read_onnx(str(models["other"])), "iris")
+    rerun = _publish(root, models["other"], version=2, retire_versions=True)
+    assert rerun["uploaded"] == [] and rerun["deleted"] == ["repo/iris/1/model.onnx"]
+    assert _tree(root) == ["repo/iris/2/model.onnx", "repo/iris/config.pbtxt"]
