@@ -652,6 +652,23 @@ class Cluster:
         raise BedError(f"cluster {self.name}: no default ServiceAccount after {timeout}s (kube-controller-manager log:\n"
                        f"{_tail(self.dir / 'kube-controller-manager.log')})")
 
+    def wait_volumes_available(self, timeout: float = 60) -> None:
+        """The PersistentVolume controller marked every pool volume Available (a fresh cluster is settled:
+        a later status update would show as a change the tests did not make)."""
+        api = self.api()
+        deadline = time.monotonic() + timeout
+        phases: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                items = api.request("GET", "/api/v1/persistentvolumes?labelSelector=nga4m-bed%3Dpool")["items"]
+            except (urllib.error.URLError, OSError, ValueError):
+                items = []
+            phases = {v["metadata"]["name"]: v.get("status", {}).get("phase") for v in items}
+            if len(phases) == PV_POOL and all(p == "Available" for p in phases.values()):
+                return
+            time.sleep(0.2)
+        raise BedError(f"cluster {self.name}: pool volumes not Available after {timeout}s: {phases}")
+
     def write_kubeconfig(self) -> None:
         _write(self.kubeconfig, json.dumps(kubeconfig_doc(self.name, self.server, self.pki), indent=1))
 
@@ -662,6 +679,7 @@ class Cluster:
         self.seed()
         self.wait_nodes_ready()
         self.wait_default_serviceaccount()
+        self.wait_volumes_available()
 
     def stop(self) -> list[int]:
         left = stop_pids(list(self.pids.values()))
