@@ -172,3 +172,20 @@ def test_verify_checks_the_deployer_access_and_catches_a_widened_role(bed, setup
     assert run.rc == 0, failure_text(run)
     assert roles.get(name="model-deployer", namespace=NS).to_dict()["rules"] == role["rules"]
     assert _verify_rows(bed, setup)[check].startswith("PASS")
+
+
+def test_preflight_refuses_a_cluster_whose_kubeconfig_is_not_cluster_admin(bed, setup, tmp_path):
+    """site.yml's preflight asks each API server (SelfSubjectAccessReview) before anything changes: the
+    deployer's kubeconfig reaches sc1 and authenticates, but may not install cluster-wide objects."""
+    path = tmp_path / "deployer.kubeconfig"
+    path.write_text(yaml.safe_dump(setup["kubeconfig"]))
+    inventory = bed.inventory(sc=("sc1",), name="preflight-inventory.yml", all_vars={"sysctl_tuning_method": "daemonset"},
+                              hostvars={"sc1": {"kubeconfig": str(path), "context": setup["kubeconfig"]["current-context"]}})
+    run = run_playbook(REPO / "playbooks" / "preflight.yml", inventory=inventory, extra_vars=setup["extra"], env=bed.env())
+    assert run.rc != 0 and run.changed_total() == 0, failure_text(run)
+    summaries = [r["msg"] for r in run.results("Stop with one summary when any cluster would fail") if r["msg"].startswith("Preflight")]
+    assert summaries, failure_text(run)
+    summary = summaries[0]
+    assert f"[sc1] API server: kubeconfig {path} (context {setup['kubeconfig']['current-context']}) is not allowed every verb" in summary
+    assert "cluster-admin kubeconfig" in summary and "[pc1] API server" not in summary, summary
+    assert "--limit 'all:!sc1'" in summary, summary

@@ -11,6 +11,7 @@ the expected words.
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -44,7 +45,10 @@ def _base(tmp: Path) -> dict:
     cluster = {"ansible_connection": "local"}
     return {
         "all": {
-            "vars": {"ansible_python_interpreter": sys.executable, "nga4m_namespace": "nga4m-system"},
+            "vars": {"ansible_python_interpreter": sys.executable, "nga4m_namespace": "nga4m-system",
+                     # what the roles' own checks need besides the defaults (test values, not secrets)
+                     "object_storage_endpoint": "s3.example.com:9000", "object_storage_access_key": "test-access",
+                     "object_storage_secret_key": "test-secret-key", "kubeflow_kustomize_source": "kubectl"},
             "children": {
                 "pc": {
                     "vars": dict(cluster),
@@ -62,7 +66,8 @@ def _base(tmp: Path) -> dict:
                             "cluster_node_group": "sc1_nodes",
                             "prometheus_url": "http://prometheus.sc1.example.com:9090",
                         },
-                        "sc2": {"kubeconfig": _kubeconfig(tmp / "sc2.kubeconfig", "sc2"), "sysctl_tuning_method": "daemonset"},
+                        "sc2": {"kubeconfig": _kubeconfig(tmp / "sc2.kubeconfig", "sc2"), "sysctl_tuning_method": "daemonset",
+                                "kube_prometheus_stack_federation_url": "http://prometheus.sc2.example.com:9090"},
                     },
                 },
                 "sc_nodes": {
@@ -169,6 +174,19 @@ def _bad_namespace(inv, tmp):
     inv["all"]["vars"]["nga4m_namespace"] = "NGA4M System"
 
 
+def _kserve_endpoint_with_scheme(inv, tmp):
+    _hosts(inv, "sc")["sc1"]["kserve_s3_endpoint"] = "http://s3.example.com:9000"
+
+
+def _role_spec_choice(inv, tmp):
+    _hosts(inv, "pc")["pc1"]["mlflow_artifact_store"] = "gcs"
+
+
+def _role_problems_on_two_clusters(inv, tmp):
+    _hosts(inv, "pc")["pc1"]["mlflow_image_pull_policy"] = "Sometimes"
+    _hosts(inv, "sc")["sc2"]["model_monitoring_port"] = 70000
+
+
 CASES = [
     # id, mutation, words the failure message must contain
     ("missing-kubeconfig", _missing_kubeconfig, ["sc1", "kubeconfig", "missing required"]),
@@ -191,6 +209,11 @@ CASES = [
     ("ssh-node-group-unknown", _ssh_node_group_unknown, ["sc1", "cluster_node_group", "sc9_nodes"]),
     ("context-not-a-string", _context_not_string, ["sc1", "context", "must be a string"]),
     ("namespace-not-dns1123", _bad_namespace, ["nga4m_namespace", "NGA4M"]),
+    # the roles' own checks (their preflight entry points), for every cluster before any change
+    ("role-check-kserve", _kserve_endpoint_with_scheme, ["[sc1]", "kserve_s3_endpoint must be host:port", "nothing was changed"]),
+    ("role-argument-spec", _role_spec_choice, ["[pc1]", "mlflow_artifact_store", "gcs"]),
+    ("role-problems-on-two-clusters", _role_problems_on_two_clusters,
+     ["[pc1]", "mlflow_image_pull_policy", "Sometimes", "[sc2]", "model_monitoring_port must be 1-65535", "--limit 'all:!sc1:!sc2'"]),
 ]
 
 
@@ -217,22 +240,36 @@ def _messages(res: dict) -> str:
     return " ".join(parts)
 
 
-def test_valid_base_inventory_passes_preflight(tmp_path):
-    inv = _write_inventory(tmp_path, _base(tmp_path))
-    run = run_playbook(PREFLIGHT, inventory=inv)
-    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert run.changed_total() == 0
+ACCESS_PLAY = "Preflight | roles and cluster access"
 
 
-def test_valid_base_inventory_fails_only_when_a_cluster_is_touched(tmp_path):
-    """The control for the cases below: with a valid inventory the run gets past preflight
-    and fails on the first Kubernetes task (the kubeconfigs point at a closed port)."""
+def test_valid_base_inventory_stops_at_the_cluster_check_with_one_summary(tmp_path):
+    """The control for the cases below: a valid inventory passes every inventory and role check and
+    stops at the API-server check (the kubeconfigs point at a closed port), before any change, with
+    one summary naming every cluster and how to leave the secondaries out."""
     inv = _write_inventory(tmp_path, _base(tmp_path))
-    run = run_playbook(SITE, inventory=inv)
-    assert run.rc != 0
-    failures = _failures(run)
-    assert failures, run.stdout[-4000:]
-    assert all(not failure[0].startswith("Preflight") for failure in failures), failures
+    for playbook in (PREFLIGHT, SITE):
+        run = run_playbook(playbook, inventory=inv)
+        assert run.rc != 0 and run.changed_total() == 0, run.stdout[-4000:]
+        failures = _failures(run)
+        assert [f[1] for f in failures if f[0] != ACCESS_PLAY] == [], failures
+        assert {f[1] for f in failures} == {"Ask the API server whether this run may install cluster-wide objects (SelfSubjectAccessReview)",
+                                            "Stop with one summary when any cluster would fail"}, failures
+        ran = [p["play"]["name"] for p in run.data["plays"] if p.get("tasks")]
+        assert all(name.startswith("Preflight") for name in ran), f"plays after preflight ran: {ran}"
+        summaries = [_messages(f[2]) for f in failures if _messages(f[2]).startswith("Preflight failed")]
+        assert len(summaries) == 1, failures
+        summary = summaries[0]
+        assert summary.startswith("Preflight failed on 3 of 3 clusters; nothing was changed."), summary
+        for host in ("pc1", "sc1", "sc2"):
+            assert f"[{host}] API server: cannot reach or authenticate with kubeconfig {tmp_path / (host + '.kubeconfig')}" in summary
+        assert "Connection refused" in summary and "(context sc1)" in summary
+        assert "--limit 'all:!sc1:!sc2'" in summary, summary
+        # every cluster stopped there, and the summary after the recap (callback cluster_summary) says so
+        assert "Stopped: preflight failed on pc1, sc1, sc2 (the summary is on pc1)" in " ".join(_messages(f[2]) for f in failures)
+        assert "NGA4M clusters: 0 of 3 completed" in run.stderr, run.stderr[-2000:]
+        for host in ("pc1", "sc1", "sc2"):
+            assert f"{host} ({'pc' if host == 'pc1' else 'sc'}) did not converge: failed at task 'Stop with one summary" in run.stderr
 
 
 @pytest.mark.parametrize(("mutate", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -251,3 +288,6 @@ def test_bad_inventory_fails_in_preflight(tmp_path, mutate, words):
     for word in words:
         assert word in text, f"{word!r} not in failure message(s): {text}"
     assert not (tmp_path / "nodes").exists(), "a node was touched"
+    if any(not failure[0].endswith("inventory topology") for failure in failures):
+        # the clusters the run reached are reported as not converged after the recap (callback cluster_summary)
+        assert re.search(r"NGA4M clusters: 0 of \d+ completed", run.stderr), run.stderr[-2000:]

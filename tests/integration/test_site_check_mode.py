@@ -209,6 +209,9 @@ def test_an_api_server_dying_mid_converge_fails_that_cluster_and_a_rerun_complet
         assert any(s in text.lower() for s in lost), (task, json.loads(text).get("msg"), json.loads(text).get("stderr"))
     for host in ("pc1", "sc1"):
         assert faulty.stats[host]["failures"] == 0 and faulty.stats[host]["changed"] > 0, faulty.stats
+    # After the recap, which clusters converged (callback cluster_summary, enabled by the repo's ansible.cfg).
+    assert "NGA4M clusters: 2 of 3 completed (pc1, sc1)" in faulty.stderr, faulty.stderr[-3000:]
+    assert "sc2 (sc) did not converge: failed at task" in faulty.stderr, faulty.stderr[-3000:]
     for node in NODES:
         text = (bed / "nodes" / node / "sysctl.d" / "90-nga4m.conf").read_text()
         assert "fs.inotify.max_user_instances=2280" in text
