@@ -712,17 +712,18 @@ def interface_changes(old_text, new_config):
     return changes
 
 
-def _versions_to_retire(store, model_dir, model_name, version, old_text, config, text, retire_versions):
-    """``{version: why}`` of the other versions that do not fit the new config (empty when they all fit).
+def _retirement(store, model_dir, model_name, version, old_text, config, text, retire_versions):
+    """``(versions, delete steps)`` of the other versions that do not fit the new config (empty when they all fit).
 
     Without ``retire_versions`` only the stored config is compared (nothing is downloaded) and a
     difference while other versions exist is refused. With it, every other version's graph is read
     and checked against the new config, so a run interrupted between writing the config and removing
     the old versions finishes on the next run.
     """
-    others = sorted({_version_of(k, model_dir) for k in store.list(model_dir)} - {None, version})
+    keys = store.list(model_dir)
+    others = sorted({_version_of(k, model_dir) for k in keys} - {None, version})
     if not others:
-        return {}
+        return [], []
     if not retire_versions:
         changes = interface_changes(old_text, config) if old_text is not None and old_text != text else []
         if changes:
@@ -731,7 +732,7 @@ def _versions_to_retire(store, model_dir, model_name, version, old_text, config,
                 f" served with ({'; '.join(changes)}); one config serves every version of a model. Publish it under a new model"
                 " name, or set retire_versions to remove the other versions once the new one and its config are written"
             )
-        return {}
+        return [], []
     message = parse_config(text)
     retired = {}
     for other in others:
@@ -746,7 +747,9 @@ def _versions_to_retire(store, model_dir, model_name, version, old_text, config,
                 check_config(message, read_onnx(handle.name, full_check=False))
             except NGA4MError as exc:
                 retired[other] = str(exc).replace(handle.name, f"version {other}")
-    return retired
+    steps = [{"action": "delete", "key": k, "reason": f"retired: {why}"}
+             for other, why in retired.items() for k in keys if k.startswith(join_key(model_dir, str(other)) + "/")]
+    return sorted(retired), steps
 
 
 def publish(store, prefix, model_name, version, model_path=None, config_options=None, check_mode=False, state="present",
@@ -814,13 +817,9 @@ def publish(store, prefix, model_name, version, model_path=None, config_options=
     result["diff"]["after"] = text
     if old is None or old_text != text:
         result["plan"].append({"action": "upload", "key": config_key, "reason": "missing" if old is None else "content differs"})
-    retired = _versions_to_retire(store, model_dir, model_name, version, old_text if old is not None else None, config, text, retire_versions)
-    if retired:
-        keys = store.list(model_dir)
-        for other, reason in retired.items():
-            version_prefix = join_key(model_dir, str(other)) + "/"
-            result["plan"].extend({"action": "delete", "key": k, "reason": f"retired: {reason}"} for k in keys if k.startswith(version_prefix))
-        result["retired"] = sorted(retired)
+    result["retired"], deletes = _retirement(store, model_dir, model_name, version, old_text if old is not None else None, config, text,
+                                             retire_versions)
+    result["plan"].extend(deletes)
 
     result["changed"] = bool(result["plan"])
     if any(step["key"] == model_key for step in result["plan"]):
