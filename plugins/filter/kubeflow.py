@@ -42,8 +42,8 @@ def kubeflow_crds_pending(resources, names):
     return _kf.crds_pending(resources, names)
 
 
-def kubeflow_deployments_pending(resources, wanted):
-    return _kf.deployments_pending(resources, wanted)
+def kubeflow_workloads_pending(resources, wanted):
+    return _kf.workloads_pending(resources, wanted)
 
 
 def kubeflow_pick_configmaps(resources, candidates):
@@ -68,7 +68,7 @@ class FilterModule:
             "kubeflow_menu_link_count": _wrap(kubeflow_menu_link_count),
             "kubeflow_failed_objects": _wrap(kubeflow_failed_objects),
             "kubeflow_crds_pending": _wrap(kubeflow_crds_pending),
-            "kubeflow_deployments_pending": _wrap(kubeflow_deployments_pending),
+            "kubeflow_workloads_pending": _wrap(kubeflow_workloads_pending),
             "kubeflow_pick_configmaps": _wrap(kubeflow_pick_configmaps),
             "kubeflow_dockerconfigjson": _wrap(kubeflow_dockerconfigjson),
             "kubeflow_dex_user": _wrap(kubeflow_dex_user),

@@ -145,8 +145,9 @@ def split_phases(
 
     Returns ``namespaces``, ``crds``, ``cert_manager``, ``rest`` (lists of
     objects, build order kept, duplicates resolved to the last occurrence),
-    ``crd_names``, ``cert_manager_deployments`` ([{namespace, name}]) and
-    ``counts``. When ``menu_link`` is given, a dashboard ConfigMap matching one
+    ``crd_names``, ``cert_manager_workloads`` and ``workloads`` (the
+    Deployments and StatefulSets of the cert-manager phase and of the rest, as
+    ``[{kind, namespace, name}]``: what the role waits for) and ``counts``. When ``menu_link`` is given, a dashboard ConfigMap matching one
     of ``dashboard_configmaps`` ([{namespace, name, key}]) gets the link merged
     into its links JSON before it is applied, so re-applying the build never
     removes the link again.
@@ -181,11 +182,8 @@ def split_phases(
         else:
             phases["rest"].append(doc)
     phases["crd_names"] = [d["metadata"]["name"] for d in phases["crds"]]
-    phases["cert_manager_deployments"] = [
-        {"namespace": d["metadata"].get("namespace", "default"), "name": d["metadata"]["name"]}
-        for d in phases["cert_manager"]
-        if d.get("kind") == "Deployment" and d.get("apiVersion") == "apps/v1"
-    ]
+    phases["cert_manager_workloads"] = workloads_of(phases["cert_manager"])
+    phases["workloads"] = workloads_of(phases["rest"])
     phases["counts"] = {k: len(phases[k]) for k in ("namespaces", "crds", "cert_manager", "rest")}
     phases["counts"]["total"] = len(docs)
     phases["dex"] = dex_report(docs)
@@ -243,15 +241,46 @@ def dockerconfigjson(credentials) -> str:
     return json.dumps({"auths": auths}, sort_keys=True)
 
 
-def deployments_pending(resources, wanted) -> list:
-    """``namespace/name`` of each wanted Deployment ({namespace, name}) that is missing or not ``Available=True``."""
-    available = set()
-    for dep in resources or []:
-        meta = (dep or {}).get("metadata") or {}
-        for cond in ((dep or {}).get("status") or {}).get("conditions") or []:
-            if cond.get("type") == "Available" and str(cond.get("status")) == "True":
-                available.add((meta.get("namespace"), meta.get("name")))
-    return [f"{w['namespace']}/{w['name']}" for w in wanted or [] if (w["namespace"], w["name"]) not in available]
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+
+
+def workloads_of(docs) -> list:
+    """``[{kind, namespace, name}]`` of every apps/v1 Deployment and StatefulSet in ``docs`` (build order)."""
+    return [
+        {"kind": d["kind"], "namespace": (d.get("metadata") or {}).get("namespace") or "default", "name": d["metadata"]["name"]}
+        for d in docs or []
+        if d.get("kind") in WORKLOAD_KINDS and d.get("apiVersion") == "apps/v1"
+    ]
+
+
+def _workload_ready(obj: dict) -> bool:
+    """A Deployment is Available with its rollout done; a StatefulSet has every replica ready and updated."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    meta = obj.get("metadata") or {}
+    if int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
+        return False
+    replicas = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+    if obj.get("kind") == "StatefulSet":
+        revision_done = not status.get("updateRevision") or status.get("currentRevision") == status.get("updateRevision")
+        return int(status.get("readyReplicas") or 0) >= replicas and revision_done
+    available = any(c.get("type") == "Available" and str(c.get("status")) == "True" for c in status.get("conditions") or [])
+    return available and int(status.get("updatedReplicas") or 0) >= replicas
+
+
+def workloads_pending(resources, wanted) -> list:
+    """``Kind namespace/name`` of each wanted workload (``{kind, namespace, name}``, kind defaulting to Deployment)
+    that is missing from ``resources`` (listed Deployments and StatefulSets) or not ready yet."""
+    ready = {
+        ((r or {}).get("kind") or "Deployment", ((r or {}).get("metadata") or {}).get("namespace"), ((r or {}).get("metadata") or {}).get("name"))
+        for r in resources or []
+        if _workload_ready(r or {})
+    }
+    out = []
+    for w in wanted or []:
+        kind = w.get("kind") or "Deployment"
+        if (kind, w["namespace"], w["name"]) not in ready:
+            out.append(f"{kind} {w['namespace']}/{w['name']}")
+    return out
 
 
 def pick_configmaps(resources, candidates) -> list:
@@ -388,7 +417,9 @@ def set_dex_user(phases: dict, email: str, password_hash: str) -> dict:
     ConfigMap / Deployment holding it inline) move out of their phase into
     ``dex_objects``, so the role applies them in a task that logs nothing; the
     Dex Deployment gets the pod template annotation ``nga4m.platform/dex-user-checksum``
-    so a changed user restarts Dex. Raises NGA4MError when the build's static
+    so a changed user restarts Dex. The build's Profiles (kubeflow.org) owned by the
+    build's static user get ``email`` as their owner (names in ``dex_profiles``), so
+    the example user's namespace follows the login. Raises NGA4MError when the build's static
     password cannot be traced: the upstream default must never be applied unnoticed.
     """
     # plain str: the YAML dumper refuses str subclasses (Ansible's tagged strings)
@@ -404,6 +435,7 @@ def set_dex_user(phases: dict, email: str, password_hash: str) -> dict:
         raise NGA4MError("cannot replace the Dex static password of the build: " + "; ".join(plan["errors"]))
     out = {k: (list(v) if k in names else v) for k, v in phases.items()}
     out["dex_objects"] = []
+    out["dex_profiles"] = []
     if not plan["users"]:
         return out
     changed: dict = {}
@@ -416,8 +448,18 @@ def set_dex_user(phases: dict, email: str, password_hash: str) -> dict:
     cm = editable(plan["configmap"])
     cfg = yaml.load(cm["data"][DEX_CONFIG_KEY], Loader=_LOADER)  # noqa: S506 - SafeLoader/CSafeLoader
     entry = cfg["staticPasswords"][0]
-    rewrite = entry.get("email") != email
+    built_email = entry.get("email")
+    rewrite = built_email != email
     entry["email"] = email
+    # the build's Profiles owned by its static user (the example user's namespace) follow the login
+    out["dex_profiles"] = []
+    for doc in docs:
+        owner = (doc.get("spec") or {}).get("owner") or {}
+        if (doc.get("kind") == "Profile" and str(doc.get("apiVersion", "")).startswith("kubeflow.org/")
+                and owner.get("kind") == "User" and built_email and owner.get("name") == built_email):
+            out["dex_profiles"].append(doc["metadata"]["name"])
+            if built_email != email:
+                editable(object_key(doc))["spec"]["owner"]["name"] = email
     hash_carriers = set()
     for target in plan["targets"]:
         if target[0] == "inline":

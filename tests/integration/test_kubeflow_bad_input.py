@@ -20,7 +20,10 @@ CASES = [
     ("empty_components", {"kubeflow_components": []}, "must be a non-empty list of kustomization directories"),
     ("component_escapes_root", {"kubeflow_components": ["../../etc"]}, "'..' are refused"),
     ("component_missing", {"kubeflow_components": ["example", "apps/no-such-thing"]}, "missing:"),
-    ("download_without_checksum", {"kubeflow_kustomize_source": "download"}, "kubeflow_kustomize_checksum is required"),
+    ("download_unknown_version_without_checksum", {"kubeflow_kustomize_source": "download", "kubeflow_kustomize_version": "5.6.0"},
+     "kubeflow_kustomize_checksum is required when kubeflow_kustomize_source is download and kustomize 5.6.0 is not one the role knows"),
+    ("download_checksum_malformed", {"kubeflow_kustomize_source": "download", "kubeflow_kustomize_checksum": "md5:abc"},
+     "kubeflow_kustomize_checksum must be sha256:<64 hex digits>"),
     ("kustomize_version_with_v", {"kubeflow_kustomize_version": "v5.7.1"}, "must look like 5.7.1"),
     ("binary_without_path", {"kubeflow_kustomize_source": "binary"}, "kubeflow_kustomize_binary must name a kustomize"),
     ("unknown_kustomize_source", {"kubeflow_kustomize_source": "helm"}, "kubeflow_kustomize_source must be one of"),
@@ -50,8 +53,10 @@ CASES = [
      "argument 'kubeflow_dashboard_link' is of type list and we were unable to convert to dict"),
     ("components_not_list", {"kubeflow_components": {"example": True}},
      "argument 'kubeflow_components' is of type dict and we were unable to convert to list"),
-    ("wait_deployments_not_dicts", {"kubeflow_wait_deployments": "ml-pipeline"},
-     "Elements value for option 'kubeflow_wait_deployments' is of type str and we were unable to convert to dict"),
+    ("wait_extra_workloads_not_dicts", {"kubeflow_wait_extra_workloads": "ml-pipeline"},
+     "Elements value for option 'kubeflow_wait_extra_workloads' is of type str and we were unable to convert to dict"),
+    ("wait_extra_workload_kind", {"kubeflow_wait_extra_workloads": [{"kind": "DaemonSet", "namespace": "kubeflow", "name": "x"}]},
+     "value of kind must be one of: Deployment, StatefulSet"),
 ]
 
 

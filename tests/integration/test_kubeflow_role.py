@@ -146,8 +146,9 @@ def test_converges_then_is_idempotent_with_poddefault_and_link_once(converged):
     assert ("nga4m", "Apply") in managers
     # the core Deployments became Available (kwok runs their pods as Ready), the role waited for them
     for ns, name in (("cert-manager", "cert-manager-webhook"), ("istio-system", "istiod"), ("kubeflow", "ml-pipeline"),
-                     ("kubeflow", "centraldashboard"), ("kubeflow", "profiles-deployment")):
+                     ("kubeflow", "centraldashboard"), ("kubeflow", "profiles-deployment"), ("kubeflow", "dashboard")):
         assert available(cluster.get("pc", "apps/v1", "Deployment", name, ns)), (ns, name)
+    assert cluster.get("pc", "apps/v1", "StatefulSet", "metadata-db", "kubeflow")["status"].get("readyReplicas") == 1
     # the default build holds no admission webhook that nothing could answer
     assert cluster.list("pc", "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration") == []
     # PodDefault spec, as the API server stored it through the CRD's typed schema
@@ -469,6 +470,33 @@ def test_a_webhook_that_never_answers_fails_bounded_with_a_clear_message(cluster
     assert cluster.list("pc", "kubeflow.org/v1alpha1", "PodDefault") == []
 
 
+def test_waits_for_every_workload_of_the_build_whatever_its_name(cluster, tmp_path):
+    """The role waits for the Deployments and StatefulSets it applied, read from the build (the 26.03.1 dashboard is
+    `dashboard`): a StatefulSet whose pod no node accepts stops the run, bounded, naming it."""
+    root = manifests_copy(tmp_path)
+    never = root / "test" / "never-ready"
+    never.mkdir(parents=True)
+    sts = yaml.safe_load((MANIFESTS / "apps" / "metadata-store" / "statefulset.yaml").read_text())
+    sts["metadata"]["name"] = sts["spec"]["serviceName"] = "unschedulable-db"
+    sts["spec"]["template"]["spec"]["nodeSelector"] = {"nga4m.test/no-such-node": "true"}
+    (never / "statefulset.yaml").write_text(yaml.safe_dump(sts, sort_keys=False))
+    (never / "kustomization.yaml").write_text("resources:\n  - statefulset.yaml\n")
+    started = time.monotonic()
+    run = converge(cluster, kubeflow_manifests_path=str(root), kubeflow_components=[*COMPONENTS, "test/never-ready"],
+                   kubeflow_wait_timeout=15)
+    elapsed = time.monotonic() - started
+    assert run.rc != 0, failure_text(run)
+    assert elapsed < 240, elapsed
+    [stop] = ran(run, "Stop with the workloads that are not ready")
+    assert "StatefulSet kubeflow/unschedulable-db" in stop["msg"], stop["msg"]
+    assert "dashboard" not in stop["msg"] and "metadata-db" not in stop["msg"], stop["msg"]
+    # the others were waited for and became ready through the real controllers (kwok runs their pods)
+    assert available(cluster.get("pc", "apps/v1", "Deployment", "dashboard", "kubeflow"))
+    assert cluster.get("pc", "apps/v1", "StatefulSet", "metadata-db", "kubeflow")["status"].get("readyReplicas") == 1
+    polled = {r["item"] for r in ran(run, "Poll each kind until every one of it is ready")[-1]["results"]}
+    assert polled == {"Deployment", "StatefulSet"}
+
+
 # ---------------------------------------------------------------------------
 # the Dex static user: never the manifests' default password
 # ---------------------------------------------------------------------------
@@ -496,6 +524,7 @@ def dex_state(bed: PlatformBed) -> dict:
         "emails": [u["email"] for u in yaml.safe_load(cm["data"]["config.yaml"])["staticPasswords"]],
         "checksum": (dep["spec"]["template"]["metadata"].get("annotations") or {}).get("nga4m.platform/dex-user-checksum"),
         "generation": dep["metadata"]["generation"],
+        "profile_owner": bed.get("pc", "kubeflow.org/v1", "Profile", "kubeflow-user-example-com")["spec"]["owner"],
     }
 
 
@@ -507,6 +536,7 @@ def test_dex_user_is_generated_kept_stable_and_replaced_on_request(cluster):
     # generated, stored, and only its bcrypt hash reached Dex: the fixture's default hash is gone
     assert len(password) == 24 and password.isalnum()
     assert state["stored"]["email"] == "user@example.com" and state["emails"] == ["user@example.com"]
+    assert state["profile_owner"] == {"kind": "User", "name": "user@example.com"}
     assert state["dex_hash"] == state["stored"]["hash"] != FIXTURE_DEFAULT_HASH
     assert _bcrypt_ok(password, state["dex_hash"])
     assert state["checksum"]
@@ -522,6 +552,8 @@ def test_dex_user_is_generated_kept_stable_and_replaced_on_request(cluster):
     assert third.rc == 0, failure_text(third)
     new = dex_state(cluster)
     assert new["stored"]["password"] == mine and new["emails"] == ["admin@example.org"]
+    # the example user's Profile follows the login (its namespace is not orphaned under the old owner)
+    assert new["profile_owner"] == {"kind": "User", "name": "admin@example.org"}
     assert new["dex_hash"] == new["stored"]["hash"] != state["dex_hash"] and _bcrypt_ok(mine, new["dex_hash"])
     assert new["checksum"] != state["checksum"]
     assert new["generation"] > state["generation"]

@@ -39,14 +39,19 @@ def test_split_phases_orders_by_kind_namespace_and_label():
         obj("ValidatingWebhookConfiguration", "cert-manager-webhook", api_version="admissionregistration.k8s.io/v1",
             labels={"app.kubernetes.io/instance": "cert-manager"}),
         obj("Widget", "w", "kubeflow", "example.nga4m.io/v1"),
+        obj("StatefulSet", "metadata-db", "kubeflow", "apps/v1"),
+        obj("Deployment", "old-style", "kubeflow", "extensions/v1beta1"),
     ]
     phases = kf.split_phases(docs)
     assert [d["kind"] for d in phases["namespaces"]] == ["Namespace"]
     assert phases["crd_names"] == ["widgets.example.nga4m.io"]  # a labelled CRD still goes first
     assert [d["kind"] for d in phases["cert_manager"]] == ["Deployment", "ValidatingWebhookConfiguration"]
-    assert [d["kind"] for d in phases["rest"]] == ["Deployment", "Widget"]
-    assert phases["cert_manager_deployments"] == [{"namespace": "cert-manager", "name": "cert-manager-webhook"}]
-    assert phases["counts"] == {"namespaces": 1, "crds": 1, "cert_manager": 2, "rest": 2, "total": 6}
+    assert [d["kind"] for d in phases["rest"]] == ["Deployment", "Widget", "StatefulSet", "Deployment"]
+    # what the role waits for comes from the build: its apps/v1 Deployments and StatefulSets, whatever their names
+    assert phases["cert_manager_workloads"] == [{"kind": "Deployment", "namespace": "cert-manager", "name": "cert-manager-webhook"}]
+    assert phases["workloads"] == [{"kind": "Deployment", "namespace": "kubeflow", "name": "ml-pipeline"},
+                                   {"kind": "StatefulSet", "namespace": "kubeflow", "name": "metadata-db"}]
+    assert phases["counts"] == {"namespaces": 1, "crds": 1, "cert_manager": 2, "rest": 4, "total": 8}
 
 
 def test_split_phases_parses_yaml_text_and_deduplicates_last_wins():
@@ -116,16 +121,44 @@ def test_failed_objects_pairs_definitions_with_errors():
     assert kf.failed_objects(defs[:1], {"changed": True, "result": {"kind": "ConfigMap"}}) == []
 
 
-def test_crds_and_deployments_pending():
+def test_crds_pending():
     crds = [
         {"metadata": {"name": "a"}, "status": {"conditions": [{"type": "Established", "status": "True"}]}},
         {"metadata": {"name": "b"}, "status": {"conditions": [{"type": "Established", "status": "False"}]}},
     ]
     assert kf.crds_pending(crds, ["a", "b", "c"]) == ["b", "c"]
-    deps = [{"metadata": {"namespace": "kubeflow", "name": "ml-pipeline"},
-             "status": {"conditions": [{"type": "Available", "status": "True"}]}}]
-    wanted = [{"namespace": "kubeflow", "name": "ml-pipeline"}, {"namespace": "istio-system", "name": "istiod"}]
-    assert kf.deployments_pending(deps, wanted) == ["istio-system/istiod"]
+
+
+def _workload(kind, name, generation=2, observed=2, replicas=1, **status):
+    return {"kind": kind, "metadata": {"namespace": "kubeflow", "name": name, "generation": generation},
+            "spec": {"replicas": replicas}, "status": {"observedGeneration": observed, **status}}
+
+
+AVAILABLE = [{"type": "Available", "status": "True"}]
+
+
+@pytest.mark.parametrize(("workload", "ready"), [
+    (_workload("Deployment", "d", conditions=AVAILABLE, updatedReplicas=1), True),
+    (_workload("Deployment", "d", replicas=0, conditions=AVAILABLE), True),
+    # not seen by its controller yet, rollout not done, not Available
+    (_workload("Deployment", "d", observed=1, conditions=AVAILABLE, updatedReplicas=1), False),
+    (_workload("Deployment", "d", replicas=2, conditions=AVAILABLE, updatedReplicas=1), False),
+    (_workload("Deployment", "d", conditions=[{"type": "Available", "status": "False"}], updatedReplicas=1), False),
+    (_workload("StatefulSet", "s", replicas=2, readyReplicas=2, currentRevision="r1", updateRevision="r1"), True),
+    (_workload("StatefulSet", "s", replicas=2, readyReplicas=1, currentRevision="r1", updateRevision="r1"), False),
+    (_workload("StatefulSet", "s", readyReplicas=1, currentRevision="r1", updateRevision="r2"), False),
+])
+def test_workloads_pending_per_kind(workload, ready):
+    wanted = [{"kind": workload["kind"], "namespace": "kubeflow", "name": workload["metadata"]["name"]}]
+    assert kf.workloads_pending([workload], wanted) == ([] if ready else [f"{workload['kind']} kubeflow/{workload['metadata']['name']}"])
+
+
+def test_workloads_pending_names_missing_ones_and_does_not_mix_kinds():
+    dep = _workload("Deployment", "same", conditions=AVAILABLE, updatedReplicas=1)
+    wanted = [{"kind": "Deployment", "namespace": "kubeflow", "name": "same"},
+              {"kind": "StatefulSet", "namespace": "kubeflow", "name": "same"},
+              {"namespace": "istio-system", "name": "istiod"}]
+    assert kf.workloads_pending([dep], wanted) == ["StatefulSet kubeflow/same", "Deployment istio-system/istiod"]
 
 
 def test_pick_configmaps_in_candidate_order():
@@ -146,7 +179,7 @@ def test_dockerconfigjson():
 def test_fixture_builds_into_the_expected_phases():
     # the fixture's webhook configurations are the opt-in component common/webhooks (nothing answers them on kwok)
     phases = kf.split_phases(_build("example", "common/webhooks"), dashboard_configmaps=DASHBOARD_CMS, menu_link=LINK)
-    assert sorted(phases["crd_names"]) == ["clusterissuers.cert-manager.io", "poddefaults.kubeflow.org",
+    assert sorted(phases["crd_names"]) == ["clusterissuers.cert-manager.io", "poddefaults.kubeflow.org", "profiles.kubeflow.org",
                                            "virtualservices.networking.istio.io", "widgets.example.nga4m.io"]
     assert {d["kind"] for d in phases["cert_manager"]} == {"Deployment", "Service", "ValidatingWebhookConfiguration"}
     kinds = {d["kind"] for d in phases["rest"]}
@@ -195,6 +228,28 @@ def test_fixture_dex_user_is_replaced_and_its_secret_moves_out_of_the_logged_pha
     # the input phases are not modified
     assert _find(phases["rest"], "Secret", "dex-passwords")[0]["stringData"] == {"DEX_USER_PASSWORD": FIXTURE_DEFAULT_HASH}
     assert "annotations" not in _find(phases["rest"], "Deployment", "dex")[0]["spec"]["template"]["metadata"]
+
+
+def _profile(name, owner, kind="User"):
+    return obj("Profile", name, api_version="kubeflow.org/v1", spec={"owner": {"kind": kind, "name": owner}})
+
+
+def test_profiles_of_the_build_user_follow_the_dex_login():
+    phases = kf.split_phases(_build("example", "common/dex"))
+    [built] = _find(phases["rest"], "Profile", "kubeflow-user-example-com")
+    assert built["spec"]["owner"] == {"kind": "User", "name": "user@example.com"}
+    phases["rest"] += [_profile("team-a", "someone@example.org"), _profile("group-b", "user@example.com", kind="Group")]
+    out = kf.set_dex_user(phases, "admin@example.org", NEW_HASH)
+    owners = {p["metadata"]["name"]: p["spec"]["owner"] for p in out["rest"] if p["kind"] == "Profile"}
+    # the example user's Profile moves to the new login; other owners and a Group of the same name stay
+    assert owners == {"kubeflow-user-example-com": {"kind": "User", "name": "admin@example.org"},
+                      "team-a": {"kind": "User", "name": "someone@example.org"},
+                      "group-b": {"kind": "Group", "name": "user@example.com"}}
+    assert out["dex_profiles"] == ["kubeflow-user-example-com"]
+    assert built["spec"]["owner"]["name"] == "user@example.com"  # input not modified
+    # the build's own login keeps the Profile as built
+    same = kf.set_dex_user(phases, "user@example.com", NEW_HASH)
+    assert _find(same["rest"], "Profile", "kubeflow-user-example-com") == [built] and same["dex_profiles"] == ["kubeflow-user-example-com"]
 
 
 def test_fixture_dex_inline_hash_is_replaced_in_the_configmap():
