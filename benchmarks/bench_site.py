@@ -64,6 +64,7 @@ def inventory(state: Path, n_sc: int) -> dict:
                        "hosts": {"pc1": cluster("pc1", "pc", "ssh", cluster_node_group="pc1_nodes")}},
                 "sc": {"vars": {"ansible_connection": "local"},
                        "hosts": {f"sc{i}": cluster(f"sc{i}", f"sc{i}", "daemonset",
+                                                   kube_prometheus_stack_prometheus_node_port=30100 + i,
                                                    kube_prometheus_stack_federation_url=f"http://127.0.0.1:{30100 + i}")
                                  for i in range(1, n_sc + 1)}},
                 "pc_nodes": {"children": {"pc1_nodes": {"hosts": {"pc1-node1": {

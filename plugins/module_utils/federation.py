@@ -250,6 +250,67 @@ def parse_prometheus_url(url, scheme=None, field="url"):
     return effective, f"{host}:{port}", path
 
 
+# Port of the kube-prometheus-stack chart's Prometheus Service (prometheus.service.port).
+CHART_PROMETHEUS_PORT = 9090
+
+
+def exposure_problems(targets) -> list:
+    """Why a secondary cluster's federation URL cannot reach its Prometheus as that cluster exposes it.
+
+    ``targets``: ``[{name, url, service_type, node_port, ingress_enabled, ingress_host, ingress_tls, check}]``,
+    one per SC, from its inventory variables. The URL must follow from the exposure: with the
+    ingress on, ``https://<ingress host>`` (``http://`` without a TLS Secret) on the scheme's
+    default port; with it off, plain ``http://`` on the NodePort (any node address) or on the
+    chart's Service port 9090 of a LoadBalancer; a ClusterIP Service without an ingress is
+    not reachable from another cluster. ``check: false`` skips a target (something else,
+    such as a proxy, serves its URL). Returns one message per problem, naming the cluster and
+    what to set; an empty list when every URL fits.
+    """
+    problems = []
+    for target in targets or []:
+        if not target.get("check", True) or not target.get("url"):
+            continue
+        name, url = target.get("name"), str(target["url"])
+        escape = (f"or set kube_prometheus_stack_federation_url_check: false on {name} when something else "
+                  "(a proxy, a tunnel) serves that URL")
+        try:
+            scheme, hostport, _path = parse_prometheus_url(url, field=f"{name}: federation URL")
+        except NGA4MError as exc:
+            problems.append(str(exc))
+            continue
+        host, port = hostport.rsplit(":", 1)
+        port = int(port)
+        explicit_port = urlsplit(url).port is not None
+        if target.get("ingress_enabled"):
+            ingress_host = str(target.get("ingress_host") or "")
+            want = "https" if target.get("ingress_tls") else "http"
+            default_port = 443 if want == "https" else 80
+            if host.lower() != ingress_host.lower() or scheme != want or port != default_port:
+                problems.append(
+                    f"{name}: the federation URL {url} does not reach its Prometheus, which {name} exposes through the ingress "
+                    f"{want}://{ingress_host} (kube_prometheus_stack_prometheus_ingress_host"
+                    f"{', TLS Secret ' + 'set' if want == 'https' else ', no TLS Secret'}): leave kube_prometheus_stack_federation_url "
+                    f"and prometheus_url unset to federate {want}://{ingress_host}, or set them to it; {escape}")
+            continue
+        service_type = target.get("service_type") or "NodePort"
+        if service_type == "ClusterIP":
+            problems.append(
+                f"{name}: the federation URL {url} cannot reach its Prometheus: {name} exposes it as a ClusterIP Service with "
+                "the ingress off, which no other cluster reaches. Enable the ingress (kube_prometheus_stack_prometheus_ingress_enabled, "
+                f"_host, _tls_secret) or use a NodePort or LoadBalancer Service; {escape}")
+            continue
+        want_port = int(target.get("node_port") or 0) if service_type == "NodePort" else CHART_PROMETHEUS_PORT
+        if scheme != "http" or not explicit_port or port != want_port:
+            where = (f"a NodePort Service on port {want_port} (kube_prometheus_stack_prometheus_node_port)" if service_type == "NodePort"
+                     else f"a LoadBalancer Service on port {want_port}")
+            address = "<node address>" if service_type == "NodePort" else "<load balancer address>"
+            problems.append(
+                f"{name}: the federation URL {url} does not reach its Prometheus: {name} exposes it as {where} with the ingress off, "
+                f"serving plain HTTP, so the URL must be http://{address}:{want_port}; or enable the ingress "
+                f"(kube_prometheus_stack_prometheus_ingress_enabled, _host, _tls_secret) to federate https://<ingress host>; {escape}")
+    return problems
+
+
 # --------------------------------------------------------------------------- rendering
 
 

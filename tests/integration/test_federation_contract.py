@@ -34,7 +34,9 @@ def test_pc_release_values_federate_a_real_sc(bed, tmp_path):
         # Start the SC first with a placeholder config so its URL is known, then run the role.
         sc_server = PrometheusServer(scrape_config_for(exporter, interval="1s"), tmp_path, name="sc1")
         sc_server.start()
-        inv = bed.inventory(sc=("sc1",), hostvars={"sc1": {"kube_prometheus_stack_federation_url": sc_server.url}})
+        # a real Prometheus on loopback stands in for the SC's (its URL is not the Service's NodePort)
+        inv = bed.inventory(sc=("sc1",), hostvars={"sc1": {"kube_prometheus_stack_federation_url": sc_server.url,
+                                                           "kube_prometheus_stack_federation_url_check": False}})
         run = bed.run("kube_prometheus_stack_role.yml", inv,
                       extra_vars={"kube_prometheus_stack_federation_scrape_interval": "1s"})
         assert run.rc == 0, failure_text(run)

@@ -48,7 +48,7 @@ def _base(tmp: Path) -> dict:
             "vars": {"ansible_python_interpreter": sys.executable, "nga4m_namespace": "nga4m-system",
                      # what the roles' own checks need besides the defaults (test values, not secrets)
                      "object_storage_endpoint": "s3.example.com:9000", "object_storage_access_key": "test-access",
-                     "object_storage_secret_key": "test-secret-key", "kubeflow_kustomize_source": "kubectl"},
+                     "object_storage_secret_key": "test-secret-key"},
             "children": {
                 "pc": {
                     "vars": dict(cluster),
@@ -64,10 +64,12 @@ def _base(tmp: Path) -> dict:
                             "context": "sc1",
                             "sysctl_tuning_method": "ssh",
                             "cluster_node_group": "sc1_nodes",
-                            "prometheus_url": "http://prometheus.sc1.example.com:9090",
+                            "prometheus_url": "http://sc1-node1.example.com:30090",
                         },
                         "sc2": {"kubeconfig": _kubeconfig(tmp / "sc2.kubeconfig", "sc2"), "sysctl_tuning_method": "daemonset",
-                                "kube_prometheus_stack_federation_url": "http://prometheus.sc2.example.com:9090"},
+                                "kube_prometheus_stack_prometheus_ingress_enabled": True,
+                                "kube_prometheus_stack_prometheus_ingress_host": "prometheus.sc2.example.com",
+                                "kube_prometheus_stack_prometheus_ingress_tls_secret": "prometheus-tls"},
                     },
                 },
                 "sc_nodes": {
@@ -182,6 +184,18 @@ def _role_spec_choice(inv, tmp):
     _hosts(inv, "pc")["pc1"]["mlflow_artifact_store"] = "gcs"
 
 
+def _federation_url_not_the_node_port(inv, tmp):
+    _hosts(inv, "sc")["sc1"]["prometheus_url"] = "https://prometheus.sc1.example.com"
+
+
+def _federation_url_not_the_ingress(inv, tmp):
+    _hosts(inv, "sc")["sc2"]["kube_prometheus_stack_federation_url"] = "http://prometheus.sc2.example.com"
+
+
+def _federation_from_a_cluster_ip(inv, tmp):
+    _hosts(inv, "sc")["sc1"]["kube_prometheus_stack_prometheus_service_type"] = "ClusterIP"
+
+
 def _role_problems_on_two_clusters(inv, tmp):
     _hosts(inv, "pc")["pc1"]["mlflow_image_pull_policy"] = "Sometimes"
     _hosts(inv, "sc")["sc2"]["model_monitoring_port"] = 70000
@@ -212,6 +226,13 @@ CASES = [
     # the roles' own checks (their preflight entry points), for every cluster before any change
     ("role-check-kserve", _kserve_endpoint_with_scheme, ["[sc1]", "kserve_s3_endpoint must be host:port", "nothing was changed"]),
     ("role-argument-spec", _role_spec_choice, ["[pc1]", "mlflow_artifact_store", "gcs"]),
+    # the URL the PC federates must follow from how each SC exposes its Prometheus
+    ("federation-url-not-the-node-port", _federation_url_not_the_node_port,
+     ["[pc1]", "sc1: the federation URL https://prometheus.sc1.example.com does not reach its Prometheus",
+      "NodePort Service on port 30090", "http://<node address>:30090"]),
+    ("federation-url-not-the-ingress", _federation_url_not_the_ingress,
+     ["[pc1]", "sc2: the federation URL http://prometheus.sc2.example.com does not reach", "https://prometheus.sc2.example.com"]),
+    ("federation-from-a-cluster-ip", _federation_from_a_cluster_ip, ["[pc1]", "sc1", "ClusterIP Service", "no other cluster reaches"]),
     ("role-problems-on-two-clusters", _role_problems_on_two_clusters,
      ["[pc1]", "mlflow_image_pull_policy", "Sometimes", "[sc2]", "model_monitoring_port must be 1-65535", "--limit 'all:!sc1:!sc2'"]),
 ]
@@ -270,6 +291,27 @@ def test_valid_base_inventory_stops_at_the_cluster_check_with_one_summary(tmp_pa
         assert "NGA4M clusters: 0 of 3 completed" in run.stderr, run.stderr[-2000:]
         for host in ("pc1", "sc1", "sc2"):
             assert f"{host} ({'pc' if host == 'pc1' else 'sc'}) did not converge: failed at task 'Stop with one summary" in run.stderr
+
+
+def test_shipped_prod_inventory_passes_every_check_with_only_secrets_and_endpoints_filled(tmp_path):
+    """inventories/prod as shipped, with the environment its comments ask for (S3 keys, a kubeconfig per
+    cluster): every inventory and role check passes (the kustomize download is verified by a checksum the
+    role knows; each SC's federation URL matches how it exposes Prometheus), and the run stops only at the
+    API-server check because the kubeconfigs point at a closed port."""
+    for host in ("pc1", "sc1", "sc2"):
+        path = Path(_kubeconfig(tmp_path / f"{host}.yaml", host))
+        config = yaml.safe_load(path.read_text())
+        config["contexts"][0]["name"] = config["current-context"] = f"{host}-admin"
+        path.write_text(yaml.safe_dump(config))
+    env = {"NGA4M_KUBECONFIG_DIR": str(tmp_path), "NGA4M_S3_ACCESS_KEY": "test-access", "NGA4M_S3_SECRET_KEY": "test-secret-key"}
+    run = run_playbook(PREFLIGHT, inventory=REPO / "inventories" / "prod", env=env)
+    assert run.rc != 0 and run.changed_total() == 0, run.stdout[-4000:]
+    summaries = [_messages(f[2]) for f in _failures(run) if _messages(f[2]).startswith("Preflight failed")]
+    assert len(summaries) == 1, _failures(run)
+    problems = re.split(r" \[(?:pc1|sc1|sc2)\] | \| ", summaries[0].split("nothing was changed.", 1)[1].split(" Fix these", 1)[0])
+    problems = [p.strip() for p in problems if p.strip()]
+    assert len(problems) == 3, problems
+    assert all(p.startswith("API server: cannot reach") for p in problems), problems
 
 
 @pytest.mark.parametrize(("mutate", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

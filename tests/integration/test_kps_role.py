@@ -164,7 +164,8 @@ def test_basic_auth_lets_the_primary_federate_the_secondary_through_real_prometh
     with the job from the PC's release values and the password from the PC's federation Secret.
     """
     port = free_port()
-    hostvars = {"sc4": {"kube_prometheus_stack_federation_url": f"http://127.0.0.1:{port}",
+    # the real Prometheus on loopback stands in for the SC's ingress host, so the URL is not the ingress's
+    hostvars = {"sc4": {"kube_prometheus_stack_federation_url": f"http://127.0.0.1:{port}", "kube_prometheus_stack_federation_url_check": False,
                         "kube_prometheus_stack_prometheus_ingress_enabled": True,
                         "kube_prometheus_stack_prometheus_ingress_host": "prometheus.sc4.example.com",
                         "kube_prometheus_stack_prometheus_basic_auth_enabled": True,

@@ -519,3 +519,49 @@ def test_diff_says_unchanged_and_keeps_a_secretless_file_verbatim():
     assert "hunter2" not in before and "not shown" in before
     before, _after = fed.redacted_diff(": not yaml: [", plain)
     assert "not yaml" not in before
+
+
+# --------------------------------------------------------------------------- federation URL vs exposure
+def target(url, **overrides):
+    entry = {"name": "sc1", "url": url, "service_type": "NodePort", "node_port": 30090, "ingress_enabled": False,
+             "ingress_host": "", "ingress_tls": False, "check": True}
+    entry.update(overrides)
+    return entry
+
+
+INGRESS = {"ingress_enabled": True, "ingress_host": "prometheus.sc1.example.com", "ingress_tls": True}
+
+
+@pytest.mark.parametrize("entry", [
+    target("http://10.0.0.5:30090"),
+    target("http://sc1-node1.example.com:30091/", node_port=30091),
+    target("http://lb.sc1.example.com:9090", service_type="LoadBalancer"),
+    target("https://prometheus.sc1.example.com", **INGRESS),
+    target("https://Prometheus.SC1.example.com:443/", **INGRESS),
+    target("http://prometheus.sc1.example.com", **{**INGRESS, "ingress_tls": False}),
+    target("https://anything.example.com", check=False),
+    target(""),
+], ids=["node-port", "node-port-set", "load-balancer", "ingress-tls", "ingress-case-and-default-port", "ingress-plain",
+        "check-off", "no-url"])
+def test_exposure_urls_that_fit(entry):
+    assert fed.exposure_problems([entry]) == []
+
+
+@pytest.mark.parametrize(("entry", "words"), [
+    # the shipped prod inventory before: an https name while the SC exposes a NodePort with the ingress off
+    (target("https://prometheus.sc1.example.com"), ["NodePort Service on port 30090", "http://<node address>:30090"]),
+    (target("http://10.0.0.5:30091"), ["port 30090"]),
+    (target("http://10.0.0.5"), ["http://<node address>:30090"]),
+    (target("http://lb.sc1.example.com:30090", service_type="LoadBalancer"), ["LoadBalancer Service on port 9090"]),
+    (target("http://prometheus.sc1.example.com:9090", service_type="ClusterIP"), ["ClusterIP Service", "no other cluster"]),
+    (target("http://prometheus.sc1.example.com", **INGRESS), ["through the ingress https://prometheus.sc1.example.com"]),
+    (target("https://prometheus.sc1.example.com:8443", **INGRESS), ["through the ingress https://prometheus.sc1.example.com"]),
+    (target("https://prometheus.sc2.example.com", **INGRESS), ["sc1: the federation URL https://prometheus.sc2.example.com"]),
+    (target("prometheus.sc1.example.com:30090"), ["sc1: federation URL", "has no scheme"]),
+])
+def test_exposure_urls_that_cannot_reach_their_prometheus(entry, words):
+    problems = fed.exposure_problems([entry, target("http://10.0.0.9:30090", name="sc2")])
+    assert len(problems) == 1, problems
+    for word in words:
+        assert word in problems[0], problems[0]
+    assert "kube_prometheus_stack_federation_url_check: false on sc1" in problems[0] or "has no scheme" in problems[0]
