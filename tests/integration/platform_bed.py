@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -180,3 +181,14 @@ class PlatformBed:
 
 def failure_text(run) -> str:
     return f"rc={run.rc}\n{run.stdout[-6000:]}\n{run.stderr[-3000:]}"
+
+
+def wait_until(what: str, check, timeout: float = 120):
+    """Poll ``check()`` every half second until it returns something true, and return that; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what} not within {timeout}s"
+        time.sleep(0.5)

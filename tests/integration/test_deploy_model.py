@@ -30,8 +30,9 @@ PLAYBOOK = REPO / "playbooks" / "deploy_model.yml"
 BUCKET = "nga4m"
 PREFIX = "models/triton"
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
-# KServe's URL for iris in models: the chart's domain template {{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}.
-URL = "http://iris-models.example.com"
+# KServe's URL for iris in models with kserve_inference_entry none (the default): no Ingress, and the role's
+# domain settings make status.url the predictor Service's in-cluster address.
+URL = "http://iris-predictor.models.svc.cluster.local"
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,9 @@ def test_publishes_and_deploys_on_the_target_only(bed, s3, deployed):
     assert isvc["status"]["url"] == URL and isvc["status"]["clusterServingRuntimeName"] == "nga4m-tritonserver"
     assert isvc["status"]["observedGeneration"] == isvc["metadata"]["generation"]
     show = deployed.result("Show where the model answers", "sc1")["msg"]
-    assert f"{URL}/v2/models/iris/infer" in show
+    assert f"{URL}/v2/models/iris/infer" in show and "port-forward service/iris-predictor 8080:80" in show
+    # no entry point was asked for: the real controller created no Ingress
+    assert bed.list("sc1", "networking.k8s.io/v1", "Ingress", "models") == []
     deployment = bed.get("sc1", "apps/v1", "Deployment", "iris-predictor", "models")
     template = deployment["spec"]["template"]
     assert template["spec"]["serviceAccountName"] == "kserve-models"

@@ -89,8 +89,8 @@ def _predictions(bed) -> list[dict]:
 def test_pipeline_outputs(bed):
     summary = bed["summary"]
     assert summary["storage_uri"] == f"s3://{BUCKET}/{PREFIX}"
-    # What KServe's controller reports: the chart's domain template {{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}
-    assert summary["url"] == f"http://{MODEL}-{NAMESPACE}.example.com"
+    # What KServe's controller reports with kserve_inference_entry none (the default): the predictor's in-cluster address
+    assert summary["url"] == f"http://{MODEL}-predictor.{NAMESPACE}.svc.cluster.local"
     assert summary["mlflow_run_id"]
     assert summary["train_metrics"]["metadata"]["accuracy"] >= 0.9
     metrics = summary["convert_metrics"]["metadata"]

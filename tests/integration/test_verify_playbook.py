@@ -15,7 +15,6 @@ and of the SCs' monitoring namespace are small Deployments/StatefulSets made her
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,14 +22,19 @@ import pytest
 from tests.helpers import onnx_models
 from tests.helpers.playbook import REPO, run_playbook
 from tests.helpers.prometheus import LocalExporter, PrometheusServer, scrape_config_for
-from tests.integration.platform_bed import PLAYBOOKS, PlatformBed, failure_text
+from tests.integration.platform_bed import PLAYBOOKS, PlatformBed, failure_text, wait_until
 from tests.integration.v2_server_double import V2ServerDouble
 
 VERIFY = REPO / "playbooks" / "verify.yml"
 SUMMARY = "Show the verification summary"
 FAST = {"verify_federation_retries": 20, "verify_federation_delay": 1}
-# KServe's URL for iris in models: the chart's domain template {{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}.
-URL = "http://iris-models.example.com"
+# sc1's inference entry point: an Ingress of class nginx per InferenceService (the real KServe controller creates
+# it), for host <name>-<namespace>.<domain>; the v2 server double stands at the SC's ingress_url in place of the
+# ingress controller. sc2 keeps the default (none).
+SC1_ENTRY = {"kserve_inference_entry": "ingress", "kserve_ingress_class_name": "nginx", "kserve_ingress_domain": "sc1.example.test"}
+URL = "http://iris-models.sc1.example.test"
+INGRESS_CLASS = {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "nginx"},
+                 "spec": {"controller": "k8s.io/ingress-nginx"}}
 BUCKET = "nga4m-verify"
 
 
@@ -85,15 +89,6 @@ def _create(bed, cluster, docs):
         client.resources.get(api_version=doc["apiVersion"], kind=doc["kind"]).create(body=doc, namespace=doc["metadata"].get("namespace"))
 
 
-def _wait(what, check, timeout=120):
-    """Poll ``check()`` until it returns something true; return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"{what} not within {timeout}s"
-        time.sleep(0.5)
 
 
 def _available(bed, cluster, kind, name, namespace):
@@ -131,19 +126,20 @@ def bed(tmp_path_factory):
             _create(bed, sc, [_namespace("monitoring"), _deployment("prometheus-operator", "monitoring")])
         # KServe on both SCs by its role (the bed's charts), then the object_storage role: the bucket and each
         # SC's least-privilege deployer kubeconfig, which verify.yml checks.
-        inv = bed.inventory(name="inventory-roles.yml", all_vars=_storage_vars(bed))
+        _create(bed, "sc1", [INGRESS_CLASS])
+        inv = bed.inventory(name="inventory-roles.yml", all_vars=_storage_vars(bed), hostvars={"sc1": SC1_ENTRY})
         for playbook in ("kserve_role.yml", "object_storage_role.yml"):
             run = bed.run(playbook, inv)
             assert run.rc == 0, failure_text(run)
         _create(bed, "sc1", [ISVC])
-        _wait("InferenceService iris Ready on sc1", lambda: [
+        wait_until("InferenceService iris Ready on sc1", lambda: [
             c for c in (bed.get("sc1", ISVC["apiVersion"], ISVC["kind"], "iris", "models") or {}).get("status", {}).get("conditions", [])
             if c["type"] == "Ready" and c["status"] == "True"])
         for cluster, kind, name, namespace in [("pc1", "Deployment", "prometheus-operator", "monitoring"),
                                                ("pc1", "StatefulSet", "prometheus", "monitoring"), ("pc1", "Deployment", "mlflow", "mlflow"),
                                                ("sc1", "Deployment", "prometheus-operator", "monitoring"),
                                                ("sc2", "Deployment", "prometheus-operator", "monitoring")]:
-            _wait(f"{cluster} {kind}/{name} available", lambda c=cluster, k=kind, n=name, ns=namespace: _available(bed, c, k, n, ns))
+            wait_until(f"{cluster} {kind}/{name} available", lambda c=cluster, k=kind, n=name, ns=namespace: _available(bed, c, k, n, ns))
         yield bed
     finally:
         bed.stop()
@@ -152,7 +148,7 @@ def bed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def inventory(bed, prometheus, model_server):
     hostvars = {"pc1": {"prometheus_url": prometheus["pc"].url},
-                "sc1": {"verify_model_url": model_server.url}, "sc2": {"verify_model_url": model_server.url}}
+                "sc1": {**SC1_ENTRY, "ingress_url": model_server.url}, "sc2": {"verify_model_url": model_server.url}}
     return bed.inventory(hostvars=hostvars, all_vars=_storage_vars(bed))
 
 
@@ -191,7 +187,21 @@ def test_every_check_passes_and_the_summary_lists_them(bed, inventory, model_ser
     assert ("sc2", "model iris v2 infer") not in rows
     assert not [r for r in rows.values() if r.startswith("FAIL")]
     assert model_server.hosts[-1] == urlsplit(URL).netloc  # the Host header an ingress routes on
+    assert f"POST {model_server.url}/v2/models/iris/infer" in rows[("sc1", "model iris v2 infer")]  # through sc1's ingress_url
+    # the entry point the verification went through is the one the real KServe controller created from the role's config
+    [ingress] = bed.list("sc1", "networking.k8s.io/v1", "Ingress", "models")
+    assert ingress["metadata"]["name"] == "iris" and ingress["spec"]["ingressClassName"] == "nginx"
+    assert {rule["host"] for rule in ingress["spec"]["rules"]} >= {urlsplit(URL).hostname}
     assert run.result(SUMMARY, "localhost")["msg"][-1].endswith("0 failed, 4 skipped")
+
+
+def test_a_model_behind_no_entry_point_is_a_skip_with_the_port_forward_to_run(bed, inventory):
+    run = _verify(bed, inventory, {"verify_model_name": "iris", "kserve_inference_entry": "none"})
+    assert run.rc == 0, failure_text(run)
+    row = _rows(run)[("sc1", "model iris v2 infer")]
+    assert row.startswith("SKIP kserve_inference_entry is none"), row
+    assert "kubectl -n models port-forward service/iris-predictor 8080:80" in row and "verify_model_url" in row, row
+    assert run.result(SUMMARY, "localhost")["msg"][-1].endswith("0 failed, 5 skipped")
 
 
 def test_no_model_configured_is_a_visible_skip(bed, inventory):
@@ -210,8 +220,8 @@ def test_failures_are_collected_and_name_the_missing_sc(bed, inventory, promethe
         core.patch_node(node.metadata.name, {"spec": {"unschedulable": True}})
     for pod in core.list_namespaced_pod("kserve", label_selector="control-plane=kserve-controller-manager").items:
         core.delete_namespaced_pod(pod.metadata.name, "kserve")
-    _wait("Deployment kserve-controller-manager unavailable on sc1",
-          lambda: not _available(bed, "sc1", "Deployment", "kserve-controller-manager", "kserve"))
+    wait_until("Deployment kserve-controller-manager unavailable on sc1",
+               lambda: not _available(bed, "sc1", "Deployment", "kserve-controller-manager", "kserve"))
     prometheus["sc2"].stop()
     run = _verify(bed, inventory, {"verify_model_name": "iris", "verify_federation_retries": 4})
     assert run.rc != 0, failure_text(run)
