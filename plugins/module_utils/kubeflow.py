@@ -147,7 +147,9 @@ def split_phases(
     objects, build order kept, duplicates resolved to the last occurrence),
     ``crd_names``, ``cert_manager_workloads`` and ``workloads`` (the
     Deployments and StatefulSets of the cert-manager phase and of the rest, as
-    ``[{kind, namespace, name}]``: what the role waits for) and ``counts``. When ``menu_link`` is given, a dashboard ConfigMap matching one
+    ``[{kind, namespace, name}]``: what the role waits for), ``unsubstituted``
+    (objects whose name or namespace still holds a kustomize variable ``$(...)``:
+    built with a kustomize the manifests do not support) and ``counts``. When ``menu_link`` is given, a dashboard ConfigMap matching one
     of ``dashboard_configmaps`` ([{namespace, name, key}]) gets the link merged
     into its links JSON before it is applied, so re-applying the build never
     removes the link again.
@@ -184,6 +186,11 @@ def split_phases(
     phases["crd_names"] = [d["metadata"]["name"] for d in phases["crds"]]
     phases["cert_manager_workloads"] = workloads_of(phases["cert_manager"])
     phases["workloads"] = workloads_of(phases["rest"])
+    # kustomize variables ($(name)) a kustomize of another version did not substitute: such a build is not the release's
+    phases["unsubstituted"] = [
+        object_ref(d) for d in docs
+        if "$(" in str((d.get("metadata") or {}).get("name", "")) or "$(" in str((d.get("metadata") or {}).get("namespace", ""))
+    ]
     phases["counts"] = {k: len(phases[k]) for k in ("namespaces", "crds", "cert_manager", "rest")}
     phases["counts"]["total"] = len(docs)
     phases["dex"] = dex_report(docs)

@@ -38,6 +38,8 @@ CASES = [
      "missing required arguments: username"),
     ("dashboard_link_not_a_path", {"kubeflow_dashboard_link": {"link": "mlflow/", "text": "MLflow"}},
      "must be a path starting with '/'"),
+    ("kustomize_variables_unsubstituted", {"kubeflow_components": ["example", "common/unsubstituted"]},
+     "holds 1 object(s) named with unsubstituted kustomize variables, e.g. Profile $(profile-name)"),
     # the Dex static user: never the manifests' default password
     ("dex_email_invalid", {"kubeflow_dex_user_email": "admin"}, "kubeflow_dex_user_email must be an email address"),
     ("dex_password_too_short", {"kubeflow_dex_user_password": "short"}, "must be 12 to 72 bytes long"),

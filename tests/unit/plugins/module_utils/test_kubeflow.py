@@ -52,6 +52,12 @@ def test_split_phases_orders_by_kind_namespace_and_label():
     assert phases["workloads"] == [{"kind": "Deployment", "namespace": "kubeflow", "name": "ml-pipeline"},
                                    {"kind": "StatefulSet", "namespace": "kubeflow", "name": "metadata-db"}]
     assert phases["counts"] == {"namespaces": 1, "crds": 1, "cert_manager": 2, "rest": 4, "total": 8}
+    assert phases["unsubstituted"] == []
+
+
+def test_split_phases_names_objects_left_with_kustomize_variables():
+    phases = kf.split_phases(_build("example", "common/unsubstituted"))
+    assert phases["unsubstituted"] == ["Profile $(profile-name)"]
 
 
 def test_split_phases_parses_yaml_text_and_deduplicates_last_wins():
