@@ -70,6 +70,14 @@ collection: tree
 
 test: lint sanity unit integration molecule collection
 
+# Contract check of what the roles produce against the upstream releases they pin (not part of
+# `make test`; docs/testing.md). NGA4M_UPSTREAM_DIR: a directory holding the git repositories
+# kubeflow-manifests, kserve and helm-charts (else blob-less clones in ~/.cache/nga4m/upstream,
+# network). Options: UPSTREAM_CHECK_ARGS="--skip helm-charts --kubeflow-extra-ref release-26.03".
+.PHONY: upstream-check
+upstream-check: tree
+	$(PY) tools/upstream-check $(UPSTREAM_CHECK_ARGS)
+
 build: tree
 	$(BIN)/ansible-galaxy collection build --force --output-path $(ROOT)/.cache/dist
 
