@@ -56,8 +56,6 @@ def _apply(bed, cluster, docs):
         client.server_side_apply(res, body=doc, namespace=doc["metadata"].get("namespace"), field_manager="nga4m-test", force_conflicts=True)
 
 
-
-
 def _established(bed, cluster, name):
     crd = bed.get(cluster, "apiextensions.k8s.io/v1", "CustomResourceDefinition", name) or {}
     return any(c["type"] == "Established" and c["status"] == "True" for c in crd.get("status", {}).get("conditions", []))

@@ -89,8 +89,6 @@ def _create(bed, cluster, docs):
         client.resources.get(api_version=doc["apiVersion"], kind=doc["kind"]).create(body=doc, namespace=doc["metadata"].get("namespace"))
 
 
-
-
 def _available(bed, cluster, kind, name, namespace):
     obj = bed.get(cluster, "apps/v1", kind, name, namespace) or {}
     status = obj.get("status", {})
