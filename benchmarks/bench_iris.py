@@ -8,8 +8,9 @@
    each step. ``--mlflow`` also logs the run to a real ``mlflow server``.
    ``--skip-pipeline`` publishes the small hand-made iris ONNX model of
    tests/helpers/onnx_models.py instead (same layout, through ``triton.publish``).
-2. The published model served by ``examples/iris/serve_local.py`` (kserve ModelServer +
-   onnxruntime, reading the Triton layout from S3) on loopback, queried one row at a time:
+2. The published model served by the real Triton Inference Server
+   (``examples/iris/serve_triton.py``: nvidia-pytriton's tritonserver with NGA4M's onnxruntime
+   Python-based backend, reading the repository from S3) on loopback, one row per request:
    * ``infer.py json``  - ``examples/iris/infer.py``'s ``infer_json`` (stdlib HTTP, a new
      connection per request, as the CLI does);
    * ``tritonclient binary`` - one ``tritonclient.http`` client kept open, binary tensors;
@@ -39,7 +40,6 @@ sys.path.insert(0, str(REPO))
 
 from tests.helpers.iris_bed import BUCKET, IRIS, MODEL, PREFIX, IrisBed  # noqa: E402
 from tests.helpers.playbook import ensure_collection_tree  # noqa: E402
-from tests.helpers.procs import free_port  # noqa: E402
 
 sys.path.insert(0, str(ensure_collection_tree()))
 sys.path.insert(0, str(IRIS))
@@ -123,9 +123,9 @@ def main() -> int:
 
             store = object_storage.open_store(**iris.s3.options(BUCKET))
             session = ort.InferenceSession(store.get(f"{PREFIX}/{MODEL}/1/model.onnx"), providers=["CPUExecutionProvider"])
-            port = free_port()
-            iris.serve_local(port)
-            url = f"http://127.0.0.1:{port}"
+            server = iris.serve_triton()
+            url = server.url
+            port = server.http_port
             infer.wait_ready(url, MODEL, timeout=60)
             data = rows(n)
             single = [data[i:i + 1] for i in range(n)]

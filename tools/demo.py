@@ -10,9 +10,12 @@
 4. the iris pipeline with the KFP local runner: train, ONNX, publish in Triton
    layout, InferenceService on sc1 (reconciled by KServe's real controller), run logged
    to MLflow;
-5. a local v2 model server over the published repository, inference requests
-   with ``examples/iris/infer.py``;
-6. the model server's metrics federated on the PC Prometheus with ``cluster="sc1"``.
+5. the real Triton Inference Server (nvidia-pytriton's ``tritonserver`` with NGA4M's
+   onnxruntime Python-based backend, ``examples/iris/serve_triton.py``) reading the
+   published repository from the bucket, inference requests with ``examples/iris/infer.py``;
+6. Triton's metrics federated on the PC Prometheus with ``cluster="sc1"``, and every
+   Triton panel of the served-models dashboard (read from the ConfigMap the
+   kube_prometheus_stack role applied on pc) returning data there.
 
 Everything started is stopped on exit; pids are kept in ``.demo/pids.json`` so
 ``make demo-stop`` (``tools/demo.py --stop``) cleans up after an interruption.
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -50,7 +54,7 @@ BED = STATE / "bed"
 IRIS = ROOT / "examples" / "iris"
 BUCKET = "nga4m"
 PREFIX = "models/triton"
-MODEL_METRIC = "request_predict_seconds_count"
+MODEL_METRIC = "nv_inference_count"
 
 
 # --------------------------------------------------------------------------- bookkeeping
@@ -185,11 +189,13 @@ class Report:
         print("-" * 110)
         print("REAL     = the actual software ran here: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,")
         print("           helm, KServe's controller and its CRDs, MinIO (all built from pinned Go modules), Prometheus, MariaDB,")
-        print("           mlflow server, KFP local runner, TensorFlow, onnxruntime, the kserve v2 model server, ansible-playbook.")
+        print("           mlflow server, KFP local runner, TensorFlow, onnxruntime, Triton Inference Server 2.51 (nvidia-pytriton's")
+        print("           tritonserver, reading the bucket), ansible-playbook.")
         print("OURS     = written for the bed, named as ours: the fixture charts kube-prometheus-stack, kserve-resources and")
         print("           cert-manager (tests/fixtures/charts: the values paths and objects the roles use, not the upstream")
-        print("           workloads) and the kubeflow manifests fixture. kwok simulates the nodes and pods: pods become Ready,")
-        print("           their images are never pulled and nothing runs in them.")
+        print("           workloads), the kubeflow manifests fixture and Triton's onnxruntime backend (a Python-based backend).")
+        print("           kwok simulates the nodes and pods: pods become Ready, their images are never pulled and nothing runs")
+        print("           in them (so Triton runs here, on the machine, over the same bucket).")
         if any(how in ("FAILED", "INTERRUPTED") for _part, how, _outcome in self.rows):
             print("FAILED / INTERRUPTED = the step that stopped the demo (details around this summary); the rows above it completed.")
 
@@ -246,7 +252,7 @@ def start_services(rep: Report, tracker: Tracker, work: Path) -> dict:
     mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
     rep.info(f"MariaDB 127.0.0.1:{db.port}, mlflow server {mlflow_uri} (waiting for it to answer)")
 
-    rep.step("One Prometheus per secondary cluster (sc1 will scrape the model server's metrics port)")
+    rep.step("One Prometheus per secondary cluster (sc1 will scrape Triton's metrics port)")
     model_port = free_port()
     proms = {}
     for sc in ("sc1", "sc2"):
@@ -381,23 +387,28 @@ def run_pipeline(rep: Report, tracker: Tracker, services: dict, work: Path) -> d
 
 
 def serve_and_infer(rep: Report, tracker: Tracker, services: dict, work: Path) -> str:
-    rep.step("Local v2 model server over the published Triton repository, then inference with examples/iris/infer.py")
+    rep.step("Triton Inference Server over the published repository on S3, then inference with examples/iris/infer.py")
     s3 = services["s3"]
-    port = services["model_port"]
-    env = {**services["s3_env"], "NGA4M_COLLECTION_PATH": str(ensure_collection_tree())}
-    server = ManagedProcess([sys.executable, IRIS / "serve_local.py", "--endpoint", s3.endpoint, "--bucket", BUCKET, "--prefix", PREFIX,
-                             "--model", "iris", "--http-port", str(port)], log_path=work / "serve_local.log", env=env)
-    tracker.add("model-server", server.pid, server.stop)
-    url = f"http://127.0.0.1:{port}"
+    http_port, grpc_port = free_port(), free_port()
+    env = {**services["s3_env"]}
+    server = ManagedProcess([sys.executable, IRIS / "serve_triton.py", "--endpoint", s3.endpoint, "--bucket", BUCKET, "--prefix", PREFIX,
+                             "--address", "127.0.0.1", "--http-port", str(http_port), "--grpc-port", str(grpc_port),
+                             "--metrics-port", str(services["model_port"])], log_path=work / "tritonserver.log", env=env)
+    tracker.add("tritonserver", server.pid, server.stop)
+    url = f"http://127.0.0.1:{http_port}"
     try:
         wait_http(f"{url}/v2/health/ready", timeout=120, proc=server.proc)
     except RuntimeError as exc:
         fail(f"{exc}\n{server.log_text()[-3000:]}")
+    with urllib.request.urlopen(f"{url}/v2/models/iris", timeout=10) as resp:
+        meta = json.load(resp)
+    rep.info(f"tritonserver {url} (gRPC 127.0.0.1:{grpc_port}, metrics :{services['model_port']}) loaded iris versions "
+             f"{meta.get('versions')} ({meta.get('platform')}) from s3://{BUCKET}/{PREFIX}")
     rows = ["5.1,3.5,1.4,0.2", "6.4,3.2,4.5,1.5", "6.3,3.3,6.0,2.5"]
     argv = [sys.executable, IRIS / "infer.py", "--url", url, "--host", "iris.models.example.com", "--protocol", "both", "--json"]
     for row in rows:
         argv += ["--row", row]
-    for _round in range(5):  # a few requests, so the model server has metrics to federate
+    for _round in range(5):  # a few requests, so Triton has metrics to federate
         out = subprocess.run([str(a) for a in argv], capture_output=True, text=True, env={**os.environ, **env}, check=False, timeout=120)
         check(out.returncode == 0, f"infer.py failed: {out.stdout}{out.stderr}")
     result = json.loads(out.stdout)
@@ -405,12 +416,15 @@ def serve_and_infer(rep: Report, tracker: Tracker, services: dict, work: Path) -
     rep.info(f"rows {rows}")
     rep.info(f"classes per protocol: {classes}")
     check(all(c == ["setosa", "versicolor", "virginica"] for c in classes.values()), f"unexpected classes {classes}")
-    rep.add("v2 inference (REST JSON + tritonclient binary)", "REAL", f"kserve ModelServer + onnxruntime; classes {classes.get('json')}")
+    rep.add("v2 inference (REST JSON + tritonclient binary)", "REAL", f"Triton Inference Server 2.51 (nvidia-pytriton) from s3://; "
+            f"classes {classes.get('json')}")
+    rep.add("onnxruntime backend inside Triton", "OURS", "examples/iris/triton_backends/onnxruntime/model.py (Triton's Python "
+            "backend runs it; the wheel has no ONNX Runtime backend)")
     return url
 
 
 def federated_metrics(rep: Report, pc) -> None:
-    rep.step(f"The model server's metrics on the PC Prometheus, federated from sc1 ({MODEL_METRIC})")
+    rep.step(f"Triton's metrics on the PC Prometheus, federated from sc1 ({MODEL_METRIC})")
     deadline = time.monotonic() + 90
     series: list = []
     while time.monotonic() < deadline:
@@ -420,11 +434,30 @@ def federated_metrics(rep: Report, pc) -> None:
         time.sleep(1)
     check(bool(series), f"no {MODEL_METRIC} series with cluster=\"sc1\" reached the PC Prometheus within 90s")
     for s in series[:6]:
-        labels = ", ".join(f'{k}="{v}"' for k, v in sorted(s["metric"].items()) if k in ("cluster", "namespace", "model_name", "job", "__name__"))
+        labels = ", ".join(f'{k}="{v}"' for k, v in sorted(s["metric"].items()) if k in ("cluster", "namespace", "model", "version", "job", "__name__"))
         rep.info(f"{{{labels}}} = {s['value'][1]}")
     others = pc.query('count by (cluster) ({__name__=~".+", cluster!=""})')
     rep.info(f"series per cluster on the PC: { {o['metric'].get('cluster'): o['value'][1] for o in others} }")
-    rep.add("federation sc1/sc2 -> pc (Prometheus)", "REAL", f"{len(series)} model-server series on the PC with cluster=\"sc1\"")
+    rep.add("federation sc1/sc2 -> pc (Prometheus)", "REAL", f"{len(series)} Triton series on the PC with cluster=\"sc1\"")
+
+    rep.step("The served-models dashboard (ConfigMap on pc) on the PC Prometheus: every Triton panel returns data for sc1/iris")
+    got = subprocess.run([str(bin_dir() / "kubectl"), "--kubeconfig", str(BED / "pc.kubeconfig"), "-n", "monitoring", "get",
+                          "configmap", "nga4m-served-models", "-o", "json"], capture_output=True, text=True, check=False, timeout=60)
+    check(got.returncode == 0, f"the dashboard ConfigMap is not on pc: {got.stderr}")
+    dashboard = json.loads(next(iter(json.loads(got.stdout)["data"].values())))
+    panels = [(p["title"], t["expr"]) for p in dashboard["panels"] if "Triton" in p["title"] for t in p["targets"]]
+    empty = []
+    for title, expr in panels:
+        query = expr.replace("$__rate_interval", "1m").replace("$cluster", "sc1").replace("$model", "iris")
+        deadline = time.monotonic() + 60
+        while not pc.query(query) and time.monotonic() < deadline:
+            time.sleep(2)
+        if not pc.query(query):
+            empty.append(title)
+    for title in dict.fromkeys(t for t, _e in panels):
+        rep.info(f"{'no data' if title in empty else 'data   '}  {title}")
+    check(not empty, f"dashboard panels without data on the PC Prometheus: {sorted(set(empty))}")
+    rep.add("served-models dashboard PromQL on the PC", "REAL", f"{len(panels)} Triton panel queries return data for sc1/iris")
 
 
 def main() -> int:

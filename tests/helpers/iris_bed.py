@@ -19,7 +19,9 @@
   to the bucket).
 
 ``run_pipeline(summary_file)`` runs ``examples/iris/pipeline.py --run-local`` (the KFP
-local runner) against them in a subprocess and returns the ``CompletedProcess``.
+local runner) against them in a subprocess and returns the ``CompletedProcess``;
+``serve_triton()`` starts the real Triton Inference Server (tests/helpers/triton.py) over
+the published repository in the bucket.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tests.helpers.bed import Bed, chart_vars
 from tests.helpers.playbook import ensure_collection_tree, run_playbook
 from tests.helpers.procs import ManagedProcess, free_port, wait_http
 from tests.helpers.s3 import S3Server
+from tests.helpers.triton import TritonServer
 
 REPO = Path(__file__).resolve().parents[2]
 IRIS = REPO / "examples" / "iris"
@@ -160,18 +163,10 @@ class IrisBed:
         return subprocess.run([str(a) for a in argv], env=self.env, cwd=self.work, capture_output=True, text=True,
                               timeout=PIPELINE_TIMEOUT, check=False)
 
-    def serve_local(self, port: int) -> ManagedProcess:
-        """``examples/iris/serve_local.py`` (kserve ModelServer + onnxruntime) over the published repository."""
-        server = ManagedProcess(
-            [sys.executable, IRIS / "serve_local.py", "--endpoint", self.s3.endpoint, "--bucket", BUCKET, "--prefix", PREFIX,
-             "--model", MODEL, "--http-port", str(port)],
-            log_path=self.work / f"serve_local-{port}.log", env=self.env,
-        )
+    def serve_triton(self) -> TritonServer:
+        """The real tritonserver (tests/helpers/triton.py) over the published repository on the bed's S3, polling it."""
+        server = TritonServer(self.work, s3=self.s3, bucket=BUCKET, prefix=PREFIX, env=self.env)
         self.started.append(server)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/v2/health/ready", timeout=120, proc=server.proc)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}\n--- serve_local log ---\n{server.log_text()[-4000:]}") from exc
         return server
 
     def stop(self) -> None:

@@ -4,10 +4,11 @@ Started by this module through ``tests/helpers/iris_bed.IrisBed`` (each stopped 
 a real cluster ``sc1`` (kube-apiserver with RBAC, kwok nodes) on which the kserve role
 installed KServe - its REAL controller manager runs against sc1 -, a real S3 server (MinIO)
 prepared by the object_storage role (data set, SC1's least-privilege deployer kubeconfig)
-and a real ``mlflow server``; after the pipeline, ``examples/iris/serve_local.py`` (kserve
-ModelServer + onnxruntime; nothing runs inside the kwok pods) over the published Triton
-repository, queried with ``examples/iris/infer.py`` (plain JSON and ``tritonclient.http``
-binary).
+and a real ``mlflow server``; after the pipeline, the real Triton Inference Server
+(``examples/iris/serve_triton.py``: nvidia-pytriton's tritonserver with NGA4M's onnxruntime
+Python-based backend; nothing runs inside the kwok pods) serves the published repository
+straight from the bucket, queried with ``examples/iris/infer.py`` (plain JSON and
+``tritonclient.http`` binary).
 
 The pipeline runs once (``pipeline.py --run-local`` in a subprocess, module fixture);
 the tests assert on what it left behind.
@@ -20,6 +21,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -27,7 +29,6 @@ import pytest
 
 from tests.helpers.iris_bed import BUCKET, DEPLOYER, IRIS, MODEL, NAMESPACE, PREFIX, IrisBed
 from tests.helpers.iris_bed import SERVICE_ACCOUNT as SA
-from tests.helpers.procs import free_port
 
 RUNTIME = "nga4m-tritonserver"
 CLASS_NAMES = ["setosa", "versicolor", "virginica"]
@@ -65,14 +66,18 @@ def store(bed):
 
 
 @pytest.fixture(scope="module")
-def v2_server(bed):
-    """examples/iris/serve_local.py over the published repository (kserve ModelServer + onnxruntime)."""
-    port = free_port()
-    server = bed["iris"].serve_local(port)
+def triton_server(bed):
+    """The real tritonserver over the published repository, read from the bucket (s3://) and polled."""
+    server = bed["iris"].serve_triton()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def v2_server(triton_server):
+    return triton_server.url
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +266,26 @@ def test_infer_cli(v2_server, bed, isvc_host):
                              env=bed["env"], capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode == 1
     assert "not ready within 1.0s" in missing.stderr
+
+
+def test_triton_serves_the_published_version_and_counts_the_requests(triton_server, store):
+    """Triton itself read config.pbtxt and the model from s3://, and its metrics count what it answered."""
+    with urllib.request.urlopen(f"{triton_server.url}/v2/models/{MODEL}", timeout=10) as resp:
+        meta = json.load(resp)
+    assert meta["platform"] == "onnxruntime_onnx"
+    assert meta["versions"] == ["1"]
+    assert [i["name"] for i in meta["inputs"]] == ["input"]
+    with urllib.request.urlopen(f"{triton_server.url}/v2/models/{MODEL}/config", timeout=10) as resp:
+        config = json.load(resp)
+    assert config["max_batch_size"] == 16 and config["backend"] == "onnxruntime"
+    before = triton_server.metric("nv_inference_count", model=MODEL, version="1")
+    rows = infer.infer_json(triton_server.url, MODEL, infer.SAMPLE_ROWS)
+    assert [r["class"] for r in rows] == CLASS_NAMES
+    deadline = time.monotonic() + 30
+    while triton_server.metric("nv_inference_count", model=MODEL, version="1") < before + len(infer.SAMPLE_ROWS):
+        assert time.monotonic() < deadline, triton_server.metrics()
+        time.sleep(0.5)
+    assert triton_server.metric("nv_inference_request_failure", model=MODEL) == 0
 
 
 def test_mlflow_holds_run_metrics_and_model(bed):

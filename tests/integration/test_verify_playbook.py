@@ -6,10 +6,11 @@ converged by the kserve role on sc1 and sc2, whose REAL controller manager recon
 iris InferenceService on sc1 into a predictor and reports it Ready with its status.url; two
 SC Prometheus servers (external label cluster=sc1/sc2) scraping a local exporter, and a PC
 Prometheus federating both with the configuration rendered by
-``nga4m.platform.prometheus_federation``; the iris ONNX model run by onnxruntime.
-TEST DOUBLE: the HTTP front of the model server (v2_server_double.py, standing in for
-Triton behind KServe: nothing runs inside the kwok pods; requests carry the
-InferenceService's Host header). The workloads of pc1's monitoring and mlflow namespaces
+``nga4m.platform.prometheus_federation``; the Triton Inference Server (nvidia-pytriton's
+tritonserver, tests/helpers/triton.py) serving an iris repository as the triton module
+publishes it - nothing runs inside the kwok pods, so it runs here.
+OURS: in the place of sc1's ingress controller, a proxy that forwards to Triton and records
+the Host header the verification sent (an ingress routes on it). The workloads of pc1's monitoring and mlflow namespaces
 and of the SCs' monitoring namespace are small Deployments/StatefulSets made here.
 """
 
@@ -22,15 +23,15 @@ import pytest
 from tests.helpers import onnx_models
 from tests.helpers.playbook import REPO, run_playbook
 from tests.helpers.prometheus import LocalExporter, PrometheusServer, scrape_config_for
+from tests.helpers.triton import HostRecordingProxy, TritonServer
 from tests.integration.platform_bed import PLAYBOOKS, PlatformBed, failure_text, wait_until
-from tests.integration.v2_server_double import V2ServerDouble
 
 VERIFY = REPO / "playbooks" / "verify.yml"
 SUMMARY = "Show the verification summary"
 FAST = {"verify_federation_retries": 20, "verify_federation_delay": 1}
 # sc1's inference entry point: an Ingress of class nginx per InferenceService (the real KServe controller creates
-# it), for host <name>-<namespace>.<domain>; the v2 server double stands at the SC's ingress_url in place of the
-# ingress controller. sc2 keeps the default (none).
+# it), for host <name>-<namespace>.<domain>; Triton behind our Host-recording proxy stands at the SC's ingress_url in
+# place of the ingress controller. sc2 keeps the default (none).
 SC1_ENTRY = {"kserve_inference_entry": "ingress", "kserve_ingress_class_name": "nginx", "kserve_ingress_domain": "sc1.example.test"}
 URL = "http://iris-models.sc1.example.test"
 INGRESS_CLASS = {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "nginx"},
@@ -65,9 +66,20 @@ def prometheus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_server(tmp_path_factory):
-    model = onnx_models.iris_classifier(tmp_path_factory.mktemp("model") / "iris.onnx")
-    with V2ServerDouble("iris", model) as server:
-        yield server
+    """The real tritonserver over an iris repository published as the triton module does, behind our Host-recording
+    proxy (in the place of sc1's ingress controller)."""
+    from ansible_collections.nga4m.platform.plugins.module_utils import triton  # noqa: PLC0415
+
+    work = tmp_path_factory.mktemp("model")
+    model = onnx_models.iris_classifier(work / "repo" / "iris" / "1" / "model.onnx")
+    _config, text = triton.prepare_config("iris", triton.read_onnx(str(model)), {"max_batch_size": 8})
+    (work / "repo" / "iris" / "config.pbtxt").write_text(text)
+    with TritonServer(work, local_path=work / "repo", prefix="", poll_secs=0) as server:
+        proxy = HostRecordingProxy(server.url)
+        try:
+            yield proxy
+        finally:
+            proxy.stop()
 
 
 def _deployment(name, namespace):
