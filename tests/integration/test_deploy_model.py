@@ -211,6 +211,23 @@ def test_state_absent_removes_the_service_and_the_version(bed, inventory, model,
     assert again.changed_total() == 0, failure_text(again)
 
 
+def test_a_new_interface_is_refused_unless_the_older_versions_are_retired(bed, inventory, s3, tmp_path):
+    """One config.pbtxt serves every version: a version with another input is refused, naming it, until retire_versions."""
+    first = onnx_models.iris_classifier(tmp_path / "v1.onnx")
+    second = onnx_models.iris_classifier(tmp_path / "v2.onnx", input_name="features")
+    run = _deploy(bed, inventory, _vars(first, model_name="iris-next"))
+    assert run.rc == 0, failure_text(run)
+    refused = _deploy(bed, inventory, _vars(second, model_name="iris-next", model_version=2))
+    assert refused.rc != 0
+    assert any("features" in failure for failure in refused.failures()), refused.failures()
+    assert s3.keys(BUCKET, PREFIX + "/iris-next/") == [f"{PREFIX}/iris-next/1/model.onnx", f"{PREFIX}/iris-next/config.pbtxt"]
+    retired = _deploy(bed, inventory, _vars(second, model_name="iris-next", model_version=2, retire_versions=True))
+    assert retired.rc == 0, failure_text(retired)
+    assert s3.keys(BUCKET, PREFIX + "/iris-next/") == [f"{PREFIX}/iris-next/2/model.onnx", f"{PREFIX}/iris-next/config.pbtxt"]
+    config = s3.client().get_object(BUCKET, f"{PREFIX}/iris-next/config.pbtxt").read().decode()
+    assert 'name: "features"' in config
+
+
 def test_spec_matches_the_playbook_defaults_and_the_awx_doc():
     """The spec's defaults are the ones the playbook applies; docs/awx.md documents every variable."""
     spec = yaml.safe_load((REPO / "playbooks" / "vars" / "deploy_model_spec.yml").read_text())["nga4m_deploy_model_spec"]
