@@ -10,8 +10,9 @@ Prometheus federating both with the configuration rendered by
 tritonserver, tests/helpers/triton.py) serving an iris repository as the triton module
 publishes it - nothing runs inside the kwok pods, so it runs here.
 OURS: in the place of sc1's ingress controller, a proxy that forwards to Triton and records
-the Host header the verification sent (an ingress routes on it). The workloads of pc1's monitoring and mlflow namespaces
-and of the SCs' monitoring namespace are small Deployments/StatefulSets made here.
+the Host header the verification sent (an ingress routes on it). The workloads of pc1's
+monitoring and mlflow namespaces and of the SCs' monitoring namespace are small
+Deployments/StatefulSets made here.
 """
 
 from __future__ import annotations
