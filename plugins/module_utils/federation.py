@@ -41,6 +41,7 @@ else:
     _Dumper.add_representer(str, _str_presenter)
 
 from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
+from ansible_collections.nga4m.platform.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
 
 FORMATS = ("helm_values", "scrape_configs", "prometheus_config")
 SCHEMES = ("http", "https")
@@ -72,8 +73,6 @@ SECRET_FILE_MODE = "0600"
 """Mode of ``dest`` when the rendered content holds an inline secret and no ``mode`` was given."""
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _JOB_PREFIX = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
 # Prometheus duration syntax (github.com/prometheus/common/model.ParseDuration).
@@ -135,7 +134,7 @@ def check_label_value(value, field="label value"):
 
 def check_namespace(name, field="namespace"):
     """Check a Kubernetes namespace name (DNS-1123 label)."""
-    if not isinstance(name, str) or len(name) > 63 or not _DNS1123_LABEL.match(name):
+    if not is_dns1123_label(name):
         raise NGA4MError(
             f"{field}: {name!r} is not a Kubernetes namespace name (DNS-1123 label: at most 63 lower-case "
             "letters, digits and '-', starting and ending with a letter or digit)"
@@ -735,7 +734,7 @@ def render_secret(scrape_configs, name=DEFAULT_SECRET_NAME, namespace=DEFAULT_SE
     ``list_text`` is the already serialised list (``to_yaml(scrape_configs, header=False)``), if any.
     """
     problems = _Problems()
-    if not isinstance(name, str) or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+    if not is_dns1123_subdomain(name):
         problems.add(f"secret.name: {name!r} is not a valid Secret name (lower-case DNS subdomain, e.g. 'additional-scrape-configs')")
     problems.check(check_namespace, namespace, "secret.namespace")
     if not isinstance(key, str) or not _SECRET_KEY.match(key):

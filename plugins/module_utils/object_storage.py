@@ -32,6 +32,7 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
+from ansible_collections.nga4m.platform.plugins.module_utils.names import is_s3_bucket_name
 
 try:
     import urllib3
@@ -71,8 +72,6 @@ OBJECT_STORAGE_ARGSPEC = {
 """Shared connection options (documented by doc fragment ``nga4m.platform.object_storage``)."""
 
 S3_OPTION_NAMES = tuple(OBJECT_STORAGE_ARGSPEC)
-
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 @dataclass
@@ -306,10 +305,10 @@ def parse_endpoint(endpoint, secure=None):
 def validate_bucket_name(bucket):
     if not bucket:
         raise NGA4MError("bucket is required for S3 storage")
-    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+    if not is_s3_bucket_name(bucket):
         raise NGA4MError(
             f"bucket {bucket!r} is not a valid S3 bucket name (3-63 characters: lowercase letters, digits, '.' and '-',"
-            " starting and ending with a letter or digit)"
+            " starting and ending with a letter or digit, no '..', not an IP address)"
         )
     return bucket
 

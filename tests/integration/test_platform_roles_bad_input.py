@@ -23,6 +23,8 @@ CASES = [
      ["kube_prometheus_stack_chart_version must be a pinned version"]),
     ("kps-cluster-name", "kube_prometheus_stack", "sc1", {"kube_prometheus_stack_cluster_name": "SC_1"},
      ["kube_prometheus_stack_cluster_name must be a lower-case DNS label"]),
+    ("kps-cluster-name-64", "kube_prometheus_stack", "sc1", {"kube_prometheus_stack_cluster_name": "c" * 64},
+     ["kube_prometheus_stack_cluster_name must be a lower-case DNS label"]),
     ("kps-node-port", "kube_prometheus_stack", "sc1", {"kube_prometheus_stack_prometheus_node_port": 80},
      ["30000-32767"]),
     ("kps-basic-auth-no-ingress", "kube_prometheus_stack", "sc1", {"kube_prometheus_stack_prometheus_basic_auth_enabled": True},
