@@ -144,9 +144,9 @@ def main() -> int:
                 tensor.set_data_from_numpy(single[i], binary_data=True)
                 c.infer(MODEL, [tensor], outputs=outputs).as_numpy("label")
 
-            # the answers agree before anything is timed
-            served = infer.infer_json(url, MODEL, [tuple(map(float, r)) for r in data[:30]])
-            local = session.run(["label"], {"input": data[:30]})[0].reshape(-1).tolist()
+            # the answers agree before anything is timed (in requests of 8 rows: Triton refuses more than max_batch_size)
+            served = [r for k in range(0, 32, 8) for r in infer.infer_json(url, MODEL, [tuple(map(float, row)) for row in data[k:k + 8]])]
+            local = session.run(["label"], {"input": data[:32]})[0].reshape(-1).tolist()
             assert [r["class_index"] for r in served] == local, "served and direct answers differ"
             for call in (direct, via_json, via_binary):
                 timed(call, min(50, n))  # warm-up
