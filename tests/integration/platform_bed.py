@@ -179,6 +179,17 @@ class PlatformBed:
         return [i.to_dict() for i in res.get(namespace=namespace).items] if namespace else [i.to_dict() for i in res.get().items]
 
 
+def own_bed(workdir: Path, clusters=("pc", "sc1", "sc2")):
+    """A bed of a test module's own (as ``tools/bed start``, not the session bed), for a module-scoped fixture to
+    ``yield from``: stopped afterwards, and it must leave no process behind."""
+    bed = Bed(workdir).start(clusters=clusters)
+    try:
+        yield bed
+    finally:
+        left = bed.stop()
+        assert not left, f"the bed left processes running: {left}"
+
+
 def failure_text(run) -> str:
     return f"rc={run.rc}\n{run.stdout[-6000:]}\n{run.stderr[-3000:]}"
 

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.bed import Bed, bed_env
+from tests.helpers.bed import bed_env
 from tests.helpers.cluster_objects import list_objects
 from tests.helpers.playbook import REPO, run_playbook
+from tests.integration.platform_bed import own_bed
 
 SITE = REPO / "site.yml"
 DEMO = REPO / "inventories" / "demo"
@@ -45,12 +46,7 @@ VOLATILE_KINDS = {"Lease", "Event", "Node"}
 
 @pytest.fixture(scope="module")
 def local_bed(tmp_path_factory):
-    bed = Bed(tmp_path_factory.mktemp("bed")).start(clusters=("pc", "sc1", "sc2"))
-    try:
-        yield bed
-    finally:
-        left = bed.stop()
-        assert not left, f"the bed left processes running: {left}"
+    yield from own_bed(tmp_path_factory.mktemp("bed"))
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,9 @@ import re
 import pytest
 import yaml
 
-from tests.helpers.bed import Bed, bed_env
+from tests.helpers.bed import bed_env
 from tests.helpers.playbook import REPO, run_playbook
+from tests.integration.platform_bed import own_bed
 
 SITE = REPO / "site.yml"
 DEMO = REPO / "inventories" / "demo"
@@ -63,12 +64,7 @@ def forms(secret: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
-    bed = Bed(tmp_path_factory.mktemp("bed")).start(clusters=("pc", "sc1", "sc2"))
-    try:
-        yield bed
-    finally:
-        left = bed.stop()
-        assert not left, f"the bed left processes running: {left}"
+    yield from own_bed(tmp_path_factory.mktemp("bed"))
 
 
 def _site(bed, secret_round: int, callback: str):
