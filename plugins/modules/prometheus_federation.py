@@ -357,9 +357,9 @@ dest:
 import os
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.nga4m.platform.plugins.module_utils.ansible_module import NGA4MModule
 from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
 from ansible_collections.nga4m.platform.plugins.module_utils.federation import (
     DEFAULT_CLUSTER_LABEL,
@@ -467,7 +467,7 @@ def _write_atomically(module, path, content, private=False):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, add_file_common_args=True)
+    module = NGA4MModule(ARGUMENT_SPEC, add_file_common_args=True)
     params = module.params
     result = dict(changed=False)
     try:
@@ -519,7 +519,7 @@ def main():
                 file_args["mode"] = mode
                 result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
     except NGA4MError as err:
-        module.fail_json(msg=str(err))
+        module.fail_from(err)
     module.exit_json(**result)
 
 

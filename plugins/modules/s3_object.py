@@ -111,65 +111,37 @@ bucket_created:
   type: bool
 """
 
-import copy
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
-from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import (
-    HAS_MINIO,
-    MINIO_IMPORT_ERROR,
-    OBJECT_STORAGE_ARGSPEC,
-    open_store,
-)
+from ansible_collections.nga4m.platform.plugins.module_utils.ansible_module import ObjectStorageModule
 from ansible_collections.nga4m.platform.plugins.module_utils.s3_object import ensure_object
 
-
-def argument_spec():
-    spec = copy.deepcopy(OBJECT_STORAGE_ARGSPEC)
-    spec.update(
-        key={"type": "str", "required": True, "no_log": False},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-        content={"type": "str"},
-        src={"type": "path"},
-        sensitive={"type": "bool", "default": False},
-        content_type={"type": "str", "default": "application/octet-stream"},
-        local_path={"type": "path"},
-    )
-    return spec
+ARGUMENT_SPEC = {
+    "key": {"type": "str", "required": True, "no_log": False},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "content": {"type": "str"},
+    "src": {"type": "path"},
+    "sensitive": {"type": "bool", "default": False},
+    "content_type": {"type": "str", "default": "application/octet-stream"},
+}
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=[["content", "src"], ["local_path", "bucket"], ["local_path", "endpoint"]],
-        required_one_of=[["local_path", "bucket"]],
-    )
+    module = ObjectStorageModule(ARGUMENT_SPEC, mutually_exclusive=[["content", "src"]])
     params = module.params
     if params["sensitive"] and params["content"]:
         module.no_log_values.add(params["content"])
-    if not params["local_path"] and not HAS_MINIO:
-        module.fail_json(msg=missing_required_lib("minio"), exception=str(MINIO_IMPORT_ERROR))
-    try:
-        store = open_store(local_path=params["local_path"], **{key: params[key] for key in OBJECT_STORAGE_ARGSPEC})
-        result = ensure_object(
-            store,
-            params["key"],
-            state=params["state"],
-            content=params["content"],
-            src=params["src"],
-            sensitive=params["sensitive"],
-            check_mode=module.check_mode,
-            create_bucket=params["create_bucket"] or bool(params["local_path"]),
-            content_type=params["content_type"],
-        )
-    except NGA4MError as exc:
-        module.fail_json(msg=str(exc))
-    diff = result.pop("diff", None)
-    if module._diff and diff is not None:  # pylint: disable=protected-access
-        result["diff"] = diff
-    module.exit_json(**result)
+    result = module.run(
+        ensure_object,
+        module.store(),
+        params["key"],
+        state=params["state"],
+        content=params["content"],
+        src=params["src"],
+        sensitive=params["sensitive"],
+        check_mode=module.check_mode,
+        create_bucket=params["create_bucket"] or bool(params["local_path"]),
+        content_type=params["content_type"],
+    )
+    module.exit_with(result)
 
 
 if __name__ == "__main__":

@@ -75,38 +75,13 @@ content:
   type: str
 """
 
-import copy
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
-from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import (
-    HAS_MINIO,
-    MINIO_IMPORT_ERROR,
-    OBJECT_STORAGE_ARGSPEC,
-    open_store,
-)
+from ansible_collections.nga4m.platform.plugins.module_utils.ansible_module import ObjectStorageModule
 from ansible_collections.nga4m.platform.plugins.module_utils.s3_object import read_object
 
 
 def main():
-    spec = copy.deepcopy(OBJECT_STORAGE_ARGSPEC)
-    spec.update(key={"type": "str", "required": True, "no_log": False}, local_path={"type": "path"})
-    module = AnsibleModule(
-        argument_spec=spec,
-        supports_check_mode=True,
-        mutually_exclusive=[["local_path", "bucket"], ["local_path", "endpoint"]],
-        required_one_of=[["local_path", "bucket"]],
-    )
-    params = module.params
-    if not params["local_path"] and not HAS_MINIO:
-        module.fail_json(msg=missing_required_lib("minio"), exception=str(MINIO_IMPORT_ERROR))
-    try:
-        store = open_store(local_path=params["local_path"], **{key: params[key] for key in OBJECT_STORAGE_ARGSPEC})
-        result = read_object(store, params["key"])
-    except NGA4MError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    module = ObjectStorageModule({"key": {"type": "str", "required": True, "no_log": False}})
+    module.exit_with(module.run(read_object, module.store(), module.params["key"]))
 
 
 if __name__ == "__main__":

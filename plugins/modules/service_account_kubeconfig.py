@@ -101,9 +101,7 @@ server:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
+from ansible_collections.nga4m.platform.plugins.module_utils.ansible_module import NGA4MModule
 from ansible_collections.nga4m.platform.plugins.module_utils.sa_kubeconfig import ensure_kubeconfig, load_cluster
 
 try:
@@ -118,8 +116,8 @@ except ImportError:  # pragma: no cover
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
+    module = NGA4MModule(
+        dict(
             kubeconfig=dict(type="path", required=True),
             context=dict(type="str"),
             server=dict(type="str"),
@@ -132,26 +130,24 @@ def main():
             # Not no_log: the module returns it unchanged (masking would corrupt the result); use no_log on the task.
             existing=dict(type="str", no_log=False),
         ),
-        supports_check_mode=True,
     )
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    module.require("kubernetes", HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR)
     p = module.params
     if p["renew_before_seconds"] >= p["expiration_seconds"]:
         module.fail_json(msg="renew_before_seconds must be shorter than expiration_seconds, or every run would issue a new token")
-    try:
-        cluster = load_cluster(p["kubeconfig"], p["context"])
-        if p["server"]:
-            cluster["server"] = p["server"]
-        api = k8s_client.CoreV1Api(k8s_config.new_client_from_config(config_file=p["kubeconfig"], context=p["context"]))
-        result = ensure_kubeconfig(
-            api, p["cluster_name"], cluster, p["namespace"], p["service_account"], existing=p["existing"],
-            expiration_seconds=p["expiration_seconds"], renew_before_seconds=p["renew_before_seconds"],
-            audiences=p["audiences"], check_mode=module.check_mode,
-        )
-    except NGA4MError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    module.exit_with(module.run(_ensure, p, module.check_mode))
+
+
+def _ensure(p, check_mode):
+    cluster = load_cluster(p["kubeconfig"], p["context"])
+    if p["server"]:
+        cluster["server"] = p["server"]
+    api = k8s_client.CoreV1Api(k8s_config.new_client_from_config(config_file=p["kubeconfig"], context=p["context"]))
+    return ensure_kubeconfig(
+        api, p["cluster_name"], cluster, p["namespace"], p["service_account"], existing=p["existing"],
+        expiration_seconds=p["expiration_seconds"], renew_before_seconds=p["renew_before_seconds"],
+        audiences=p["audiences"], check_mode=check_mode,
+    )
 
 
 if __name__ == "__main__":

@@ -315,15 +315,7 @@ plan:
 
 import copy
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.nga4m.platform.plugins.module_utils.common import NGA4MError
-from ansible_collections.nga4m.platform.plugins.module_utils.object_storage import (
-    HAS_MINIO,
-    MINIO_IMPORT_ERROR,
-    OBJECT_STORAGE_ARGSPEC,
-    open_store,
-)
+from ansible_collections.nga4m.platform.plugins.module_utils.ansible_module import ObjectStorageModule
 from ansible_collections.nga4m.platform.plugins.module_utils.triton import (
     HAS_MODEL_CONFIG,
     HAS_ONNX,
@@ -342,14 +334,12 @@ _TENSOR = {
 
 
 def argument_spec():
-    spec = copy.deepcopy(OBJECT_STORAGE_ARGSPEC)
-    spec.update(
+    return dict(
         name={"type": "str", "required": True},
         version={"type": "int", "default": 1},
         model_file={"type": "path"},
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         prefix={"type": "str", "default": ""},
-        local_path={"type": "path"},
         max_batch_size={"type": "int", "default": 0},
         retire_versions={"type": "bool", "default": False},
         inputs={"type": "list", "elements": "dict", "options": dict(copy.deepcopy(_TENSOR), optional={"type": "bool", "default": False})},
@@ -380,49 +370,31 @@ def argument_spec():
             "mutually_exclusive": [["latest", "all", "specific"]],
         },
     )
-    return spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=[["local_path", "bucket"], ["local_path", "endpoint"]],
-        required_one_of=[["local_path", "bucket"]],
-        required_if=[["state", "present", ["model_file"]]],
-    )
+    module = ObjectStorageModule(argument_spec(), required_if=[["state", "present", ["model_file"]]])
     params = module.params
     if params["state"] == "present":
-        if not HAS_ONNX:
-            module.fail_json(msg=missing_required_lib("onnx"), exception=str(ONNX_IMPORT_ERROR))
-        if not HAS_MODEL_CONFIG:
-            module.fail_json(msg=missing_required_lib("tritonclient[grpc]"), exception=str(MODEL_CONFIG_IMPORT_ERROR))
-    if not params["local_path"] and not HAS_MINIO:
-        module.fail_json(msg=missing_required_lib("minio"), exception=str(MINIO_IMPORT_ERROR))
-
+        module.require("onnx", HAS_ONNX, ONNX_IMPORT_ERROR)
+        module.require("tritonclient[grpc]", HAS_MODEL_CONFIG, MODEL_CONFIG_IMPORT_ERROR)
     config_options = {
         key: params[key] for key in ("max_batch_size", "inputs", "outputs", "instance_group", "dynamic_batching", "version_policy")
     }
-    try:
-        store = open_store(local_path=params["local_path"], **{key: params[key] for key in OBJECT_STORAGE_ARGSPEC})
-        result = publish(
-            store,
-            params["prefix"],
-            params["name"],
-            params["version"],
-            model_path=params["model_file"],
-            config_options=config_options,
-            check_mode=module.check_mode,
-            state=params["state"],
-            create_bucket=params["create_bucket"] if not params["local_path"] else None,
-            retire_versions=params["retire_versions"],
-        )
-    except NGA4MError as exc:
-        module.fail_json(msg=str(exc))
-    diff = result.pop("diff")
-    if module._diff:  # pylint: disable=protected-access
-        result["diff"] = diff
-    module.exit_json(**result)
+    result = module.run(
+        publish,
+        module.store(),
+        params["prefix"],
+        params["name"],
+        params["version"],
+        model_path=params["model_file"],
+        config_options=config_options,
+        check_mode=module.check_mode,
+        state=params["state"],
+        create_bucket=params["create_bucket"] if not params["local_path"] else None,
+        retire_versions=params["retire_versions"],
+    )
+    module.exit_with(result)
 
 
 if __name__ == "__main__":

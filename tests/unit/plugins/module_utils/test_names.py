@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.nga4m.platform.plugins.module_utils import names
-from ansible_collections.nga4m.platform.plugins.test.names import TestModule
+from ansible_collections.nga4m.platform.plugins.test.names import TestModule as NamesTestPlugin
 
 
 @pytest.mark.parametrize("value, label, label1035, subdomain, bucket", [
@@ -35,4 +35,4 @@ def test_name_rules(value, label, label1035, subdomain, bucket):
 def test_subdomain_length_and_the_test_plugin_names():
     assert names.is_dns1123_subdomain(".".join(["a" * 63] * 3) + "." + "b" * 61)  # 253 characters
     assert not names.is_dns1123_subdomain(".".join(["a" * 63] * 4))  # 255
-    assert set(TestModule().tests()) == {"dns1123_label", "dns1035_label", "dns1123_subdomain", "s3_bucket_name"}
+    assert set(NamesTestPlugin().tests()) == {"dns1123_label", "dns1035_label", "dns1123_subdomain", "s3_bucket_name"}
