@@ -362,7 +362,7 @@ def test_an_upgrade_from_the_last_release_keeps_the_data_and_the_model_serving(b
 
 def _scenario(bed, work, old, collections, dist, started):  # noqa: PLR0915 - one story, told in order
     # The SC Prometheus servers the demo inventory federates: their URLs (from the environment) are fixed now, the
-    # servers start once Triton, whose metrics sc1's scrapes, is up.
+    # servers start once Triton, whose metrics sc1's Prometheus scrapes, is up.
     ports = {sc: free_port() for sc in ("sc1", "sc2")}
     env = {**bed_env(bed.dir), "ANSIBLE_COLLECTIONS_PATH": str(collections),
            "NGA4M_DEMO_SC1_PROMETHEUS_URL": f"http://127.0.0.1:{ports['sc1']}",
