@@ -3,7 +3,8 @@
 As a user upgrading would, on a bed of its own (real control planes pc, sc1, sc2 with kwok nodes,
 real helm, MinIO as the shared object storage):
 
-1. the last release (the newest in ``changelogs/changelog.yaml``) is taken from its git tag, its
+1. the last release (the newest in ``changelogs/changelog.yaml``) is taken from its git tag (or the
+   commit titled ``Release <version>:`` in a clone without tags), its
    collection tarball is built and installed into a collections path, and its own
    ``site.yml -i inventories/demo`` converges the bed;
 2. data is made where the platform keeps it:
@@ -82,13 +83,23 @@ def last_release() -> str:
     return max(releases, key=Version)
 
 
+def release_commit(version: str) -> str:
+    """The commit of the release: its git tag, or (in a clone without tags) the commit titled ``Release <version>``."""
+    tag = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "-q", f"refs/tags/{version}^{{commit}}"],
+                         capture_output=True, text=True, check=False)
+    if tag.returncode == 0:
+        return tag.stdout.strip()
+    titled = subprocess.run(["git", "-C", str(REPO), "log", "--format=%H", "--fixed-strings", f"--grep=Release {version}:",
+                             "HEAD"], capture_output=True, text=True, check=False).stdout.split()
+    assert len(titled) == 1, (f"the release {version} is neither a git tag of this clone nor one commit titled 'Release "
+                              f"{version}:' (found {titled}); fetch the tags (git fetch --tags) - the upgrade test builds "
+                              "the release from them")
+    return titled[0]
+
+
 def release_tree(version: str, dest: Path) -> Path:
     """The release's files, from its git tag (as a user's checkout of that tag)."""
-    ref = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "-q", f"refs/tags/{version}^{{commit}}"],
-                         capture_output=True, text=True, check=False)
-    assert ref.returncode == 0, (f"the git tag {version} of the last release is not in this clone; "
-                                 "fetch it (git fetch --tags) - the upgrade test builds the release from its tag")
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", ref.stdout.strip()],
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", release_commit(version)],
                              capture_output=True, check=True)
     dest.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
