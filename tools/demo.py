@@ -321,22 +321,15 @@ def converge(rep: Report, services: dict) -> dict:
 
 
 def start_pc_prometheus(rep: Report, tracker: Tracker, work: Path) -> object:
-    from tests.helpers.prometheus import PrometheusServer, promtool_check_config
+    from tests.helpers.prometheus import PrometheusServer, promtool_check_config, release_federation_jobs
 
     rep.step("Primary cluster Prometheus with the federation jobs its kube-prometheus-stack release received")
-    defaults = yaml.safe_load((ROOT / "roles" / "kube_prometheus_stack" / "defaults" / "main.yml").read_text())
-    got = subprocess.run([str(bin_dir() / "helm"), "--kubeconfig", str(BED / "pc.kubeconfig"), "get", "values",
-                          defaults["kube_prometheus_stack_release_name"], "-n", defaults["kube_prometheus_stack_namespace"], "-o", "json"],
-                         capture_output=True, text=True, env={**os.environ, **bed_env(BED)}, check=False)
-    check(got.returncode == 0, f"helm get values of the PC's kube-prometheus-stack release failed: {got.stderr}")
-    values = json.loads(got.stdout or "{}") or {}
-    jobs = values.get("prometheus", {}).get("prometheusSpec", {}).get("additionalScrapeConfigs")
-    check(bool(jobs), "the PC's kube-prometheus-stack release has no prometheus.prometheusSpec.additionalScrapeConfigs")
+    try:
+        jobs = release_federation_jobs(BED / "pc.kubeconfig", bed_env(BED))  # federating every second, to show results quickly
+    except RuntimeError as exc:
+        fail(str(exc))
     for job in jobs:
         rep.info(f"{job['job_name']}: {job['static_configs'][0]['targets']} match[]={job['params']['match[]']}")
-    for job in jobs:  # federate every second, to show results quickly
-        job["scrape_interval"] = "1s"
-        job["scrape_timeout"] = "1s"
     config_path = work / "pc-prometheus.yml"
     config_path.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": jobs}))
     checked = promtool_check_config(config_path)

@@ -6,6 +6,8 @@
 - ``LocalExporter``: an in-process ``prometheus_client`` HTTP exporter whose
   series carry a ``namespace`` label (like kube-state / model-server series).
 - ``promtool_check_config()``: run ``promtool check config`` on a file.
+- ``release_federation_jobs()``: the federation jobs a PC's kube-prometheus-stack release
+  received (``helm get values``), for a PC Prometheus run here.
 
 Nothing here is a test double: these are the real components.
 """
@@ -26,6 +28,28 @@ from tests.helpers.procs import ManagedProcess, free_port, wait_http
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+
+
+def release_federation_jobs(kubeconfig, env: dict, interval: str = "1s") -> list[dict]:
+    """``additionalScrapeConfigs`` of the kube_prometheus_stack role's release on the cluster of ``kubeconfig``, each job
+    scraping every ``interval``; ``env`` holds the bed's helm home. Fails when helm or the jobs are missing."""
+    import os  # noqa: PLC0415
+
+    from tests.helpers.kubebed import bin_dir  # noqa: PLC0415
+
+    defaults = yaml.safe_load((Path(__file__).resolve().parents[2] / "roles" / "kube_prometheus_stack" / "defaults" / "main.yml").read_text())
+    got = subprocess.run([str(bin_dir() / "helm"), "--kubeconfig", str(kubeconfig), "get", "values",  # noqa: S603 - argv built here
+                          defaults["kube_prometheus_stack_release_name"], "-n", defaults["kube_prometheus_stack_namespace"], "-o", "json"],
+                         capture_output=True, text=True, env={**os.environ, **env}, check=False)
+    if got.returncode != 0:
+        raise RuntimeError(f"helm get values of the PC's kube-prometheus-stack release failed: {got.stderr}")
+    values = json.loads(got.stdout or "{}") or {}
+    jobs = values.get("prometheus", {}).get("prometheusSpec", {}).get("additionalScrapeConfigs")
+    if not jobs:
+        raise RuntimeError("the PC's kube-prometheus-stack release has no prometheus.prometheusSpec.additionalScrapeConfigs")
+    for job in jobs:
+        job["scrape_interval"] = job["scrape_timeout"] = interval
+    return jobs
 
 
 def promtool_check_config(path, syntax_only: bool = False) -> subprocess.CompletedProcess:

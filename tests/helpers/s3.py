@@ -37,15 +37,20 @@ REGION = "us-east-1"
 class S3Server:
     """MinIO on 127.0.0.1:<free port> (S3 API at ``url``; ``endpoint`` is host:port), data in a temporary dir."""
 
-    def __init__(self, workdir=None, port: int | None = None):
+    def __init__(self, workdir=None, port: int | None = None, access_key: str | None = None, secret_key: str | None = None,
+                 region: str = REGION, data=None):
+        """``access_key``/``secret_key``: the root credentials (generated when not given); ``data``: a data directory
+        of the caller's, kept by ``stop()`` so a later server opens the same objects (else a temporary one, removed)."""
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.endpoint = f"{self.host}:{self.port}"
         self.url = f"http://{self.endpoint}"
-        self.access_key = "test-" + secrets.token_hex(4)
-        self.secret_key = secrets.token_urlsafe(18)
-        self.region = REGION
-        self.data = Path(tempfile.mkdtemp(prefix="s3-", dir=workdir))
+        self.access_key = access_key or "test-" + secrets.token_hex(4)
+        self.secret_key = secret_key or secrets.token_urlsafe(18)
+        self.region = region
+        self.keep_data = data is not None
+        self.data = Path(data) if data is not None else Path(tempfile.mkdtemp(prefix="s3-", dir=workdir))
+        self.data.mkdir(parents=True, exist_ok=True)
         log = Path(workdir) / f"minio-{self.port}.log" if workdir else None
         argv = [bin_dir() / "minio", "server", self.data, "--address", self.endpoint,
                 "--console-address", f"127.0.0.1:{free_port()}", "--quiet"]
@@ -93,7 +98,8 @@ class S3Server:
 
     def stop(self) -> None:
         self.proc.stop()
-        shutil.rmtree(self.data, ignore_errors=True)
+        if not self.keep_data:
+            shutil.rmtree(self.data, ignore_errors=True)
 
     def __enter__(self):
         return self

@@ -58,11 +58,11 @@ import yaml
 
 from tests.helpers import onnx_models
 from tests.helpers.bed import bed_env
-from tests.helpers.kubebed import bin_dir
 from tests.helpers.mariadb import MariaDB
 from tests.helpers.playbook import REPO, run_playbook
 from tests.helpers.procs import ManagedProcess, free_port, wait_http
-from tests.helpers.prometheus import PrometheusServer
+from tests.helpers.prometheus import PrometheusServer, release_federation_jobs
+from tests.helpers.s3 import REGION, S3Server
 from tests.helpers.triton import TritonServer
 from tests.integration.platform_bed import failure_text, own_bed, wait_until
 
@@ -213,11 +213,11 @@ class MlflowHere:
 
     def __init__(self, work: Path):
         self.work = work
+        work.mkdir(parents=True, exist_ok=True)
         self.db: MariaDB | None = None
-        self.minio: ManagedProcess | None = None
+        self.minio: S3Server | None = None
         self.server: ManagedProcess | None = None
-        self.minio_data = work / "minio-data"
-        self.minio_data.mkdir(parents=True, exist_ok=True)
+        self.minio_data = work / "minio-data"  # the MinIO PVC: kept across restarts
         self.uri = ""
 
     def start(self, containers: dict) -> str:
@@ -227,28 +227,22 @@ class MlflowHere:
             self.db = MariaDB(self.work)
             self.db.create_database(mysql["MYSQL_DATABASE"], mysql["MYSQL_USER"], mysql["MYSQL_PASSWORD"])
         self.stop_servers()
-        port = free_port()
-        self.minio = ManagedProcess(
-            [bin_dir() / "minio", "server", self.minio_data, "--address", f"127.0.0.1:{port}",
-             "--console-address", f"127.0.0.1:{free_port()}", "--quiet"],
-            log_path=self.work / "minio.log",
-            env={"MINIO_ROOT_USER": minio["MINIO_ROOT_USER"], "MINIO_ROOT_PASSWORD": minio["MINIO_ROOT_PASSWORD"],
-                 "MINIO_REGION": minio.get("MINIO_REGION", "us-east-1"), "MINIO_BROWSER": "off", "MINIO_UPDATE": "off",
-                 "MINIO_CI_CD": "1"})
-        wait_http(f"http://127.0.0.1:{port}/minio/health/ready", timeout=60, proc=self.minio.proc)
+        self.minio = S3Server(self.work, access_key=minio["MINIO_ROOT_USER"], secret_key=minio["MINIO_ROOT_PASSWORD"],
+                              region=minio.get("MINIO_REGION", REGION), data=self.minio_data)
         args = options(server["args"])
         opts = dict(args)
         store = urlsplit(opts["--backend-store-uri"])
         local = store._replace(netloc=f"{store.username}:{store.password}@127.0.0.1:{self.db.port}")
         bucket = urlsplit(opts["--artifacts-destination"]).netloc
-        self._bucket(port, server["env"], bucket)  # what the role's bucket Job does in the cluster
+        if not self.minio.client().bucket_exists(bucket):  # what the role's bucket Job does in the cluster
+            self.minio.client().make_bucket(bucket)
         http = free_port()
         argv = [BIN / "mlflow", "server"]
         here = {"--backend-store-uri": urlunsplit(local), "--host": "127.0.0.1", "--port": str(http), "--workers": "1"}
         for flag, value in args:
             argv += [flag] if value is None else [flag, here.get(flag, value)]
         env = {k: v for k, v in server["env"].items() if k.startswith(("AWS_", "MLFLOW_"))}
-        env["MLFLOW_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+        env["MLFLOW_S3_ENDPOINT_URL"] = self.minio.url
         self.server = ManagedProcess([str(a) for a in argv], log_path=self.work / f"mlflow-{http}.log", env=env, cwd=self.work)
         prefix = opts.get("--static-prefix", "").rstrip("/")
         self.uri = f"http://127.0.0.1:{http}{prefix}"
@@ -257,15 +251,6 @@ class MlflowHere:
         except RuntimeError as exc:
             raise AssertionError(f"mlflow server with the pod's args did not start: {exc}\n{self.server.log_text()[-3000:]}") from None
         return self.uri
-
-    @staticmethod
-    def _bucket(port: int, env: dict, bucket: str) -> None:
-        from minio import Minio  # noqa: PLC0415
-
-        client = Minio(f"127.0.0.1:{port}", access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"],
-                       secure=False, region=env.get("AWS_DEFAULT_REGION", "us-east-1"))
-        if not client.bucket_exists(bucket):
-            client.make_bucket(bucket)
 
     def stop_servers(self) -> None:
         for proc in (self.server, self.minio):
@@ -343,15 +328,7 @@ def bed(tmp_path_factory):
 
 def pc_federation_config(bed, work: Path) -> Path:
     """The PC Prometheus configuration: the federation jobs pc's kube-prometheus-stack release received (1 s)."""
-    defaults = yaml.safe_load((REPO / "roles" / "kube_prometheus_stack" / "defaults" / "main.yml").read_text())
-    got = subprocess.run([str(bin_dir() / "helm"), "--kubeconfig", str(bed.planes.clusters["pc"].kubeconfig), "get", "values",
-                          defaults["kube_prometheus_stack_release_name"], "-n", defaults["kube_prometheus_stack_namespace"],
-                          "-o", "json"], capture_output=True, text=True, env={**os.environ, **bed_env(bed.dir)}, check=False)
-    assert got.returncode == 0, got.stderr
-    jobs = (json.loads(got.stdout or "{}") or {}).get("prometheus", {}).get("prometheusSpec", {}).get("additionalScrapeConfigs")
-    assert jobs, "pc's kube-prometheus-stack release has no federation jobs"
-    for job in jobs:
-        job["scrape_interval"] = job["scrape_timeout"] = "1s"
+    jobs = release_federation_jobs(bed.planes.clusters["pc"].kubeconfig, bed_env(bed.dir))
     path = work / "pc-prometheus.yml"
     path.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": jobs}))
     return path
